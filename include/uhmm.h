@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uhmm - Heterogeneous Memory Management for user space.
+ *
+ * A "device" is anything that caches translations of this process's
+ * virtual memory: an RDMA NIC's memory registrations, a GPU's pinned host
+ * buffers, io_uring fixed buffers, a DMA engine. uhmm tells the device when
+ * a range it mirrors is about to change, with the Linux kernel's
+ * mmu_interval_notifier protocol:
+ *
+ *	again:
+ *		seq = uhmm_interval_read_begin(sub);
+ *		... build the translation (look up, pin, register) ...
+ *		lock(device->lock);
+ *		if (uhmm_interval_read_retry(sub, seq)) {
+ *			unlock(device->lock);
+ *			goto again;
+ *		}
+ *		... commit the translation to the device ...
+ *		unlock(device->lock);
+ *
+ *	bool invalidate(sub, range, cur_seq)	// the subscription's callback
+ *	{
+ *		lock(device->lock);
+ *		uhmm_interval_set_seq(sub, cur_seq);
+ *		... zap the device's translations in range ...
+ *		unlock(device->lock);
+ *		return true;
+ *	}
+ *
+ * The device's own lock orders the commit against the zap: either the
+ * commit happens first and the zap removes it, or read_retry() sees the new
+ * sequence and the commit is abandoned. No stale translation survives.
+ *
+ * Conventions. Addresses are unsigned long; ranges are [start, end).
+ * Functions that can fail return 0 or a negative errno and never print or
+ * abort on a caller's mistake. The collision-retry functions return a
+ * sequence number or a bool, as in the kernel, and cannot fail.
+ * Debug builds (UHMM_DEBUG) abort with a message on a caller bug that would
+ * otherwise deadlock; release builds document the rule instead.
+ */
+#ifndef UHMM_H
+#define UHMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define UHMM_API __attribute__((visibility("default")))
+#else
+#define UHMM_API
+#endif
+
+/* ------------------------------------------------------------------------
+ * Address spaces
+ */
+
+/* The calling process's address space, as seen by uhmm. Opaque. */
+struct uhmm_mm;
+
+/*
+ * Flags for uhmm_mm_open().
+ *
+ * UHMM_MM_NO_MONITOR: no kernel event source; the address space hears only
+ * of changes reported through uhmm_mm_invalidate*(). For allocators that
+ * report their own unmaps, for tests, and for environments that forbid
+ * userfaultfd.
+ */
+#define UHMM_MM_NO_MONITOR (1u << 0)
+
+/*
+ * uhmm_mm_open - open the calling process's address space.
+ *
+ * Every open returns a new struct uhmm_mm holding one user reference.
+ * Returns 0 and sets *mmp, or:
+ *   -EINVAL      mmp is NULL or flags has unknown bits
+ *   -ENOMEM      out of memory
+ *   -EOPNOTSUPP  flags lacks UHMM_MM_NO_MONITOR: the kernel event source is
+ *                not available in this version of uhmm
+ */
+UHMM_API int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags);
+
+/*
+ * uhmm_mm_get - take another user reference on an address space that still
+ * has one (the kernel's mmget_not_zero). Each successful get needs its own
+ * uhmm_mm_close().
+ * Returns 0, or -EINVAL (mm is NULL), -ESRCH (the last user already closed).
+ */
+UHMM_API int uhmm_mm_get(struct uhmm_mm *mm);
+
+/*
+ * uhmm_mm_close - drop a user reference.
+ *
+ * Closing the last user releases the address space: every subscription still
+ * inserted gets exactly one invalidation with UHMM_EVENT_RELEASE over the
+ * whole address space, after any open invalidation window has closed, and
+ * then no other. Subscriptions stay inserted and must still be removed with
+ * uhmm_interval_notifier_remove(); the mm's memory lives until the last is.
+ * Must not be called from an invalidate callback, nor by a thread that holds
+ * a window open with uhmm_mm_invalidate_start().
+ * Returns 0, or -EINVAL (mm is NULL), -ESRCH (no user left to drop),
+ * -EDEADLK (called from an invalidate callback; nothing was dropped).
+ */
+UHMM_API int uhmm_mm_close(struct uhmm_mm *mm);
+
+/*
+ * uhmm_mm_sync - return once every kernel event delivered before the call
+ * has been dispatched to the subscriptions. With UHMM_MM_NO_MONITOR there is
+ * no kernel event and it returns at once.
+ * Returns 0, or -EINVAL (mm is NULL), -ESRCH (the last user closed).
+ */
+UHMM_API int uhmm_mm_sync(struct uhmm_mm *mm);
+
+/* ------------------------------------------------------------------------
+ * Invalidation windows
+ */
+
+/* Why a range is being invalidated. */
+enum uhmm_event {
+	/* The range was unmapped: munmap, mmap(MAP_FIXED) over it, mremap
+	 * shrink, brk shrink. */
+	UHMM_EVENT_UNMAP = 1,
+	/* The pages were discarded but the mapping stays (MADV_DONTNEED,
+	 * MADV_FREE, MADV_REMOVE): the next access sees new pages. */
+	UHMM_EVENT_CLEAR,
+	/* The range was moved away (mremap); it is the old range. */
+	UHMM_EVENT_REMAP,
+	/* Protection changed. The kernel reports no mprotect(), so only an
+	 * explicit caller sends this. */
+	UHMM_EVENT_PROTECTION,
+	/* The address space went away; sent once, over everything. */
+	UHMM_EVENT_RELEASE,
+};
+
+/* uhmm_notifier_range.flags: the callbacks may sleep (take blocking locks,
+ * wait for hardware). */
+#define UHMM_RANGE_BLOCKABLE (1u << 0)
+
+/* One invalidation, as its callbacks see it. */
+struct uhmm_notifier_range {
+	struct uhmm_mm *mm;	 /* set by uhmm_mm_invalidate_start() */
+	unsigned long start;	 /* first byte */
+	unsigned long end;	 /* one past the last byte */
+	enum uhmm_event event;
+	unsigned int flags;	 /* UHMM_RANGE_BLOCKABLE */
+	unsigned int private_;	 /* uhmm's: window state */
+};
+
+/* uhmm_range_blockable - may the callback sleep for this invalidation? */
+static inline bool uhmm_range_blockable(const struct uhmm_notifier_range *range)
+{
+	return range->flags & UHMM_RANGE_BLOCKABLE;
+}
+
+/*
+ * uhmm_mm_invalidate - report that [start, end) changed: one complete,
+ * blockable invalidation window. Every subscription overlapping the range
+ * has its callback run before this returns.
+ * Returns 0, or:
+ *   -EINVAL  mm is NULL, end <= start, or event is not a uhmm_event
+ *            (UHMM_EVENT_RELEASE is the core's own and is refused too)
+ *   -ESRCH   the last user closed the mm
+ *   -EPROTO  a callback returned false although the window was blockable:
+ *            a bug in that callback. The window still ran to its end.
+ */
+UHMM_API int uhmm_mm_invalidate(struct uhmm_mm *mm, unsigned long start,
+				unsigned long end, enum uhmm_event event);
+
+/*
+ * uhmm_mm_invalidate_start - open an invalidation window for the caller
+ * filled range (start, end, event, flags) and run the overlapping
+ * subscriptions' callbacks. The window stays open, holding off the readers
+ * of those subscriptions, until uhmm_mm_invalidate_end(mm, range).
+ * Without UHMM_RANGE_BLOCKABLE, a callback may return false because it
+ * would have to sleep; then the window is ended here and -EAGAIN returned:
+ * do NOT call uhmm_mm_invalidate_end(), retry in a context that may block.
+ * Returns 0 (window open), or:
+ *   -EAGAIN  non-blockable and a callback refused; the window is closed
+ *   -EINVAL  mm or range is NULL, end <= start, bad event, or the range is
+ *            already an open window
+ *   -ESRCH   the last user closed the mm
+ */
+UHMM_API int uhmm_mm_invalidate_start(struct uhmm_mm *mm,
+				      struct uhmm_notifier_range *range);
+
+/*
+ * uhmm_mm_invalidate_end - close a window opened by
+ * uhmm_mm_invalidate_start(). The last window to close ends the collision:
+ * waiting readers proceed, deferred inserts and removes take effect.
+ * Returns 0, or:
+ *   -EINVAL  mm or range is NULL, or range is not an open window of mm
+ *   -EPROTO  the window is closed, but a callback returned false although
+ *            it was blockable (a bug in that callback)
+ */
+UHMM_API int uhmm_mm_invalidate_end(struct uhmm_mm *mm,
+				    struct uhmm_notifier_range *range);
+
+/* ------------------------------------------------------------------------
+ * Interval notifiers
+ */
+
+struct uhmm_interval_notifier;
+
+struct uhmm_interval_notifier_ops {
+	/*
+	 * Called for every invalidation window overlapping the subscription,
+	 * with the device's lock not held. Take the device lock, call
+	 * uhmm_interval_set_seq(sub, cur_seq), zap the translations in
+	 * range->start..range->end, unlock, return true. Return false only
+	 * if !uhmm_range_blockable(range) and the work would have to sleep.
+	 *
+	 * A callback must not call uhmm_interval_notifier_remove() or
+	 * uhmm_mm_close() (both refused with -EDEADLK), nor
+	 * uhmm_interval_read_begin() on a subscription of the same mm
+	 * (it would wait for the window this callback is part of).
+	 */
+	bool (*invalidate)(struct uhmm_interval_notifier *sub,
+			   const struct uhmm_notifier_range *range,
+			   unsigned long cur_seq);
+};
+
+/* Private: a node of the address space's interval tree. */
+struct uhmm_itree_node {
+	struct uhmm_itree_node *parent, *left, *right;
+	unsigned long start;	     /* first byte */
+	unsigned long last;	     /* last byte, inclusive: the top byte fits */
+	unsigned long subtree_last;  /* greatest last in this subtree */
+	int height;		     /* balance information */
+};
+
+/*
+ * A subscription to changes of [start, start + length). The caller owns the
+ * memory (embed it in the device's object); every field is private to uhmm.
+ * It may be freed once uhmm_interval_notifier_remove() returned 0, or
+ * before it was ever inserted.
+ */
+struct uhmm_interval_notifier {
+	struct uhmm_itree_node node;
+	const struct uhmm_interval_notifier_ops *ops;
+	struct uhmm_mm *mm;
+	struct uhmm_interval_notifier *deferred_next;
+	struct uhmm_interval_notifier **deferred_pprev;
+	unsigned long invalidate_seq;
+	unsigned int state;
+};
+
+/*
+ * uhmm_interval_notifier_insert - subscribe sub to [start, start + length)
+ * of mm. Takes a reference on mm's memory, dropped by remove, so remove is
+ * always safe even after the last user closed the mm.
+ * If an invalidation window is open, sub starts out colliding: its first
+ * read_begin waits until the window closes. If that window is already
+ * calling callbacks, the insert takes effect when it closes and that window
+ * does not call sub.
+ * Returns 0, or:
+ *   -EINVAL     sub, mm, ops or ops->invalidate is NULL
+ *   -EOVERFLOW  length is 0 or start + length wraps past the top
+ *   -ESRCH      the last user closed mm
+ */
+UHMM_API int uhmm_interval_notifier_insert(
+	struct uhmm_interval_notifier *sub, struct uhmm_mm *mm,
+	unsigned long start, unsigned long length,
+	const struct uhmm_interval_notifier_ops *ops);
+
+/*
+ * uhmm_interval_notifier_remove - unsubscribe. After it returns 0 no
+ * callback for sub is running or will run, and sub's memory is the caller's
+ * again. May wait for an open invalidation window to close, so the caller
+ * must not hold a lock its callbacks take, nor hold a window open. Removing
+ * an insert that is still deferred does not wait.
+ * Returns 0, or:
+ *   -EINVAL   sub is NULL
+ *   -ENOENT   sub is not inserted (never was, or already removed)
+ *   -EDEADLK  called from an invalidate callback; sub stays inserted
+ */
+UHMM_API int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub);
+
+/*
+ * uhmm_interval_read_begin - start reading the translations of sub's range.
+ * Returns the sequence number to hand to uhmm_interval_read_retry(). If
+ * sub's callback already ran in a window that is still open, waits (once)
+ * until that window closes.
+ */
+UHMM_API unsigned long
+uhmm_interval_read_begin(struct uhmm_interval_notifier *sub);
+
+/*
+ * uhmm_interval_read_retry - under the device lock that the callback also
+ * takes: true if an invalidation collided with the read that seq began, in
+ * which case the translation must be thrown away and the read restarted.
+ */
+UHMM_API bool uhmm_interval_read_retry(struct uhmm_interval_notifier *sub,
+				       unsigned long seq);
+
+/*
+ * uhmm_interval_check_retry - the same test without the device lock: a
+ * cheap early exit for long reads. A false answer proves nothing; only
+ * read_retry() under the lock does.
+ */
+UHMM_API bool uhmm_interval_check_retry(struct uhmm_interval_notifier *sub,
+					unsigned long seq);
+
+/*
+ * uhmm_interval_set_seq - from the invalidate callback, under the device
+ * lock: record that this window collided with sub.
+ */
+UHMM_API void uhmm_interval_set_seq(struct uhmm_interval_notifier *sub,
+				    unsigned long cur_seq);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UHMM_H */

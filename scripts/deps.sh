@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install what uhmm's build needs and a fresh Debian machine lacks.
+# Idempotent: installs nothing when everything is there.
+set -eu
+
+# Debian packages the build, tests and benchmarks need beyond gcc/make/cmake.
+PACKAGES="cmake gcc make binutils"
+
+missing=""
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "uhmm: missing Debian packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "uhmm: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq $missing </dev/null

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The address-space core: struct uhmm_mm and what its two halves
+ * (mm.c: lifetime, notifier.c: interval notifiers and windows) share.
+ * No system calls here besides pthreads; kernel-facing code lives in prim/.
+ */
+#ifndef UHMM_CORE_INTERNAL_H
+#define UHMM_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "uhmm.h"
+#include "core/itree.h"
+
+/*
+ * The address space.
+ *
+ * Two reference counts, as in the kernel's mm_struct:
+ *   users - "the address space is alive". Held by uhmm_mm_open() and each
+ *           uhmm_mm_get(); when it drops to zero the mm is released (every
+ *           subscription gets UHMM_EVENT_RELEASE) and no new window or
+ *           subscription is accepted.
+ *   count - "the memory of this object is valid". All users together hold
+ *           one; every inserted subscription holds one, so a subscription
+ *           can always be removed, even long after the last user closed.
+ *
+ * The collision-retry lock (see notifier.c for the full picture):
+ *   invalidate_seq is even when no window that hit a subscription is open,
+ *   odd while one is; subscription seqs are always odd. The tree is
+ *   "frozen" while invalidate_seq is odd: windows walk it without the lock,
+ *   so inserts and removes are deferred to the end of the last window.
+ */
+struct uhmm_mm {
+	pthread_mutex_t lock;	/* protects everything marked [lock] */
+	pthread_cond_t wq;	/* broadcast when invalidate_seq goes even */
+
+	/* [lock] to write; read lock-free by read_begin (atomic). */
+	unsigned long invalidate_seq;
+	/* [lock] windows open now, whether or not they hit anything. */
+	unsigned long active_invalidate_ranges;
+	/* [lock] to modify, and only while not frozen. */
+	struct uhmm_itree itree;
+	/* [lock] subscriptions whose insert or remove waits for the window
+	 * to end, linked through deferred_next. */
+	struct uhmm_interval_notifier *deferred_list;
+	/* [lock] set once at release: no more windows or inserts. */
+	bool dead;
+
+	int users;		/* atomic */
+	long count;		/* atomic */
+	unsigned int flags;	/* UHMM_MM_*, fixed at open */
+};
+
+/* Subscription states (uhmm_interval_notifier.state), all under mm->lock. */
+enum {
+	UHMM_SUB_UNLINKED = 0,	  /* never inserted, or removed */
+	UHMM_SUB_LINKED,	  /* in the tree */
+	UHMM_SUB_DEFERRED_INSERT, /* on the deferred list, not yet in the tree */
+	UHMM_SUB_DEFERRED_REMOVE, /* in the tree and on the deferred list */
+};
+
+/* uhmm_notifier_range.private_ bits. */
+enum {
+	UHMM_WINDOW_OPEN = 1u << 0,	/* between start and end */
+	UHMM_WINDOW_CALLBACK_BUG = 1u << 1, /* blockable callback said false */
+};
+
+/* Initial mm seq, even; a subscription inserted when idle gets seq - 1. */
+#define UHMM_SEQ_INIT 2UL
+
+void uhmm_mm_grab(struct uhmm_mm *mm);
+void uhmm_mm_drop(struct uhmm_mm *mm);
+
+/* notifier.c: deliver UHMM_EVENT_RELEASE to every subscription, once. */
+void uhmm_notifier_release(struct uhmm_mm *mm);
+
+/* notifier.c: is this thread inside an invalidate callback? */
+bool uhmm_in_callback(void);
+
+/* Test hook: the mm's current sequence number. */
+unsigned long uhmm_mm_seq(struct uhmm_mm *mm);
+
+/*
+ * Debug-build assertion for caller bugs that would otherwise deadlock or
+ * corrupt silently. Release builds compile it away and rely on the rule
+ * documented in uhmm.h.
+ */
+#ifdef UHMM_DEBUG
+#define UHMM_BUG_ON(cond, msg)                                                 \
+	do {                                                                   \
+		if (cond) {                                                    \
+			fprintf(stderr, "uhmm: %s (%s:%d)\n", msg, __FILE__,   \
+				__LINE__);                                     \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+#else
+#define UHMM_BUG_ON(cond, msg) ((void)0)
+#endif
+
+#define READ_ONCE_ACQ(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define WRITE_ONCE_REL(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+
+#endif

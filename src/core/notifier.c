@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Interval notifiers and invalidation windows: the collision-retry lock.
+ *
+ * This is the kernel's mmu_interval_notifier algorithm (mm/mmu_notifier.c),
+ * restated for user space. An invalidation is a *window*: it opens, calls
+ * the callback of every subscription overlapping its range, and closes once
+ * the change it reports is complete. Windows may overlap in time.
+ *
+ * mm->invalidate_seq moves through three states:
+ *
+ *   idle         even; no window is open.
+ *   open, miss   even; windows are open, none overlapped a subscription.
+ *                Nothing is walking the tree, so inserts and removes still
+ *                apply at once; an insert makes the mm "colliding" (below),
+ *                because an open window may cover the new range.
+ *   colliding    odd; at least one open window hit a subscription. Windows
+ *                walk the tree without the lock, so the tree is frozen:
+ *                inserts and removes go to the deferred list.
+ *
+ * Only the close of the *last* open window moves colliding -> idle: it
+ * increments the seq (odd -> even), applies the deferred list and wakes
+ * every waiter. So the seq changes exactly once per collision, however
+ * many windows overlapped in it.
+ *
+ * A subscription's seq is always odd. A callback stores the window's odd
+ * seq in it with uhmm_interval_set_seq() under the device lock. Then:
+ *
+ *   read_begin():  s = sub seq. If s equals the mm seq, the callback has
+ *                  already run in the window that is still open: wait
+ *                  until the mm seq moves on, then return s.
+ *   read_retry():  under the device lock, sub seq != s means a callback
+ *                  ran after read_begin(): the read collided.
+ *
+ * read_begin() reads sub seq and then mm seq without the lock. If a window
+ * slips in between the two loads, either its callback has not run (and
+ * read_retry() will see it), or the sub seq load already saw its seq and
+ * then, by the acquire/release pairing with set_seq, the mm seq load sees
+ * that window still open and waits. The mm seq can only leave that value
+ * when the window closes, so the answer is never stale; the device lock in
+ * read_retry() is what finally orders the commit against the zap.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+
+#include "core/internal.h"
+
+#define sub_of(n) \
+	((struct uhmm_interval_notifier *)((char *)(n) - \
+		offsetof(struct uhmm_interval_notifier, node)))
+
+/*
+ * The mm whose callback this thread is running (innermost), or NULL.
+ * Refuses the calls that would wait for the window the thread is part of.
+ */
+static __thread struct uhmm_mm *callback_mm;
+
+bool uhmm_in_callback(void)
+{
+	return callback_mm != NULL;
+}
+
+unsigned long uhmm_mm_seq(struct uhmm_mm *mm)
+{
+	return READ_ONCE_ACQ(mm->invalidate_seq);
+}
+
+static bool mm_colliding(const struct uhmm_mm *mm)
+{
+	return mm->invalidate_seq & 1;
+}
+
+static void deferred_add(struct uhmm_mm *mm, struct uhmm_interval_notifier *sub)
+{
+	sub->deferred_next = mm->deferred_list;
+	if (mm->deferred_list)
+		mm->deferred_list->deferred_pprev = &sub->deferred_next;
+	mm->deferred_list = sub;
+	sub->deferred_pprev = &mm->deferred_list;
+}
+
+static void deferred_del(struct uhmm_interval_notifier *sub)
+{
+	*sub->deferred_pprev = sub->deferred_next;
+	if (sub->deferred_next)
+		sub->deferred_next->deferred_pprev = sub->deferred_pprev;
+	sub->deferred_next = NULL;
+	sub->deferred_pprev = NULL;
+}
+
+/* Under mm->lock, once the last window of a collision has closed. */
+static void apply_deferred(struct uhmm_mm *mm)
+{
+	struct uhmm_interval_notifier *sub;
+
+	while ((sub = mm->deferred_list)) {
+		deferred_del(sub);
+		if (sub->state == UHMM_SUB_DEFERRED_INSERT) {
+			uhmm_itree_insert(&mm->itree, &sub->node);
+			sub->state = UHMM_SUB_LINKED;
+		} else {
+			uhmm_itree_remove(&mm->itree, &sub->node);
+			sub->state = UHMM_SUB_UNLINKED;
+		}
+	}
+}
+
+/*
+ * Open a window over [start, last]. Returns the first subscription it hits
+ * (then the mm is colliding and *seq is its odd seq), NULL if none.
+ */
+static struct uhmm_itree_node *window_open_locked(struct uhmm_mm *mm,
+						  unsigned long start,
+						  unsigned long last,
+						  unsigned long *seq)
+{
+	struct uhmm_itree_node *first;
+
+	mm->active_invalidate_ranges++;
+	first = uhmm_itree_first(&mm->itree, start, last);
+	if (first && !mm_colliding(mm))
+		WRITE_ONCE_REL(mm->invalidate_seq, mm->invalidate_seq | 1);
+	*seq = mm->invalidate_seq;
+	return first;
+}
+
+static void window_close(struct uhmm_mm *mm)
+{
+	bool wake = false;
+
+	pthread_mutex_lock(&mm->lock);
+	if (--mm->active_invalidate_ranges == 0) {
+		if (mm_colliding(mm)) {
+			WRITE_ONCE_REL(mm->invalidate_seq,
+				       mm->invalidate_seq + 1);
+			apply_deferred(mm);
+			wake = true;
+		}
+		/* uhmm_notifier_release() waits for the last window. */
+		wake |= mm->dead;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	if (wake)
+		pthread_cond_broadcast(&mm->wq);
+}
+
+/*
+ * Call every subscription overlapping [start, last] from first on. The tree
+ * is frozen (the mm is colliding), so it is walked without the lock.
+ * Returns -EAGAIN if a non-blockable callback refused; the caller closes.
+ */
+static int window_call(struct uhmm_mm *mm, struct uhmm_notifier_range *range,
+		       struct uhmm_itree_node *node, unsigned long last,
+		       unsigned long seq)
+{
+	struct uhmm_mm *outer = callback_mm;
+	int ret = 0;
+
+	callback_mm = mm;
+	for (; node; node = uhmm_itree_next(node, range->start, last)) {
+		struct uhmm_interval_notifier *sub = sub_of(node);
+
+		if (sub->ops->invalidate(sub, range, seq))
+			continue;
+		if (!uhmm_range_blockable(range)) {
+			ret = -EAGAIN;
+			break;
+		}
+		/* Refusing a blockable window is the callback's bug: the
+		 * window cannot be undone, so finish it and report. */
+		range->private_ |= UHMM_WINDOW_CALLBACK_BUG;
+	}
+	callback_mm = outer;
+	return ret;
+}
+
+static bool event_valid(enum uhmm_event event)
+{
+	return event >= UHMM_EVENT_UNMAP && event < UHMM_EVENT_RELEASE;
+}
+
+int uhmm_mm_invalidate_start(struct uhmm_mm *mm,
+			     struct uhmm_notifier_range *range)
+{
+	struct uhmm_itree_node *first;
+	unsigned long seq;
+	int ret;
+
+	if (!mm || !range || range->end <= range->start ||
+	    !event_valid(range->event) ||
+	    (range->flags & ~UHMM_RANGE_BLOCKABLE) ||
+	    (range->private_ & UHMM_WINDOW_OPEN))
+		return -EINVAL;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->dead) {
+		pthread_mutex_unlock(&mm->lock);
+		return -ESRCH;
+	}
+	first = window_open_locked(mm, range->start, range->end - 1, &seq);
+	pthread_mutex_unlock(&mm->lock);
+
+	range->mm = mm;
+	range->private_ = UHMM_WINDOW_OPEN;
+	ret = window_call(mm, range, first, range->end - 1, seq);
+	if (ret) {
+		/* The non-blocking caller may not call _end(): close here. */
+		range->private_ = 0;
+		window_close(mm);
+	}
+	return ret;
+}
+
+int uhmm_mm_invalidate_end(struct uhmm_mm *mm,
+			   struct uhmm_notifier_range *range)
+{
+	bool bug;
+
+	if (!mm || !range || range->mm != mm ||
+	    !(range->private_ & UHMM_WINDOW_OPEN))
+		return -EINVAL;
+	bug = range->private_ & UHMM_WINDOW_CALLBACK_BUG;
+	range->private_ = 0;
+	window_close(mm);
+	return bug ? -EPROTO : 0;
+}
+
+int uhmm_mm_invalidate(struct uhmm_mm *mm, unsigned long start,
+		       unsigned long end, enum uhmm_event event)
+{
+	struct uhmm_notifier_range range = {
+		.start = start,
+		.end = end,
+		.event = event,
+		.flags = UHMM_RANGE_BLOCKABLE,
+	};
+	int ret;
+
+	ret = uhmm_mm_invalidate_start(mm, &range);
+	if (ret)
+		return ret;
+	return uhmm_mm_invalidate_end(mm, &range);
+}
+
+void uhmm_notifier_release(struct uhmm_mm *mm)
+{
+	struct uhmm_notifier_range range = {
+		.mm = mm,
+		.start = 0,
+		.end = ULONG_MAX,
+		.event = UHMM_EVENT_RELEASE,
+		.flags = UHMM_RANGE_BLOCKABLE,
+		.private_ = UHMM_WINDOW_OPEN,
+	};
+	struct uhmm_itree_node *first;
+	unsigned long seq;
+
+	/*
+	 * Refuse new windows and inserts, then let the open windows close so
+	 * that their deferred inserts are in the tree: every subscription
+	 * inserted before this point gets exactly one RELEASE, and none
+	 * inserted after it exists.
+	 */
+	pthread_mutex_lock(&mm->lock);
+	mm->dead = true;
+	while (mm->active_invalidate_ranges)
+		pthread_cond_wait(&mm->wq, &mm->lock);
+	first = window_open_locked(mm, 0, ULONG_MAX, &seq);
+	pthread_mutex_unlock(&mm->lock);
+
+	window_call(mm, &range, first, ULONG_MAX, seq);
+	window_close(mm);
+}
+
+int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
+				  struct uhmm_mm *mm, unsigned long start,
+				  unsigned long length,
+				  const struct uhmm_interval_notifier_ops *ops)
+{
+	unsigned long last;
+
+	if (!sub || !mm || !ops || !ops->invalidate)
+		return -EINVAL;
+	if (length == 0 || __builtin_add_overflow(start, length - 1, &last))
+		return -EOVERFLOW;
+
+	sub->node.start = start;
+	sub->node.last = last;
+	sub->ops = ops;
+	sub->deferred_next = NULL;
+	sub->deferred_pprev = NULL;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->dead) {
+		pthread_mutex_unlock(&mm->lock);
+		return -ESRCH;
+	}
+	uhmm_mm_grab(mm);
+	sub->mm = mm;
+	if (mm->active_invalidate_ranges) {
+		/*
+		 * An open window may cover the new range and has not called
+		 * it: start out colliding, so the first read_begin() waits
+		 * for the window to close.
+		 */
+		if (mm_colliding(mm)) {
+			deferred_add(mm, sub);
+			sub->state = UHMM_SUB_DEFERRED_INSERT;
+		} else {
+			WRITE_ONCE_REL(mm->invalidate_seq,
+				       mm->invalidate_seq | 1);
+			uhmm_itree_insert(&mm->itree, &sub->node);
+			sub->state = UHMM_SUB_LINKED;
+		}
+		WRITE_ONCE_REL(sub->invalidate_seq, mm->invalidate_seq);
+	} else {
+		/* Odd, and not the mm seq for a long time to come. */
+		WRITE_ONCE_REL(sub->invalidate_seq, mm->invalidate_seq - 1);
+		uhmm_itree_insert(&mm->itree, &sub->node);
+		sub->state = UHMM_SUB_LINKED;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return 0;
+}
+
+int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
+{
+	struct uhmm_mm *mm;
+	unsigned long seq = 0;
+
+	if (!sub)
+		return -EINVAL;
+	mm = sub->mm;
+	if (!mm)
+		return -ENOENT;
+	/* Waiting below for the window this thread is part of never ends. */
+	if (callback_mm)
+		return -EDEADLK;
+
+	pthread_mutex_lock(&mm->lock);
+	switch (sub->state) {
+	case UHMM_SUB_DEFERRED_INSERT:
+		/* Never reached the tree, so no window can be calling it. */
+		deferred_del(sub);
+		sub->state = UHMM_SUB_UNLINKED;
+		break;
+	case UHMM_SUB_LINKED:
+		if (mm_colliding(mm)) {
+			deferred_add(mm, sub);
+			sub->state = UHMM_SUB_DEFERRED_REMOVE;
+			seq = mm->invalidate_seq;
+		} else {
+			uhmm_itree_remove(&mm->itree, &sub->node);
+			sub->state = UHMM_SUB_UNLINKED;
+		}
+		break;
+	default:
+		/* Already removed, or being removed by another thread. */
+		pthread_mutex_unlock(&mm->lock);
+		return -ENOENT;
+	}
+	/* A window may be calling sub right now: wait until all have closed. */
+	while (seq && mm->invalidate_seq == seq)
+		pthread_cond_wait(&mm->wq, &mm->lock);
+	pthread_mutex_unlock(&mm->lock);
+
+	sub->mm = NULL;
+	uhmm_mm_drop(mm);
+	return 0;
+}
+
+unsigned long uhmm_interval_read_begin(struct uhmm_interval_notifier *sub)
+{
+	struct uhmm_mm *mm = sub->mm;
+	unsigned long seq = READ_ONCE_ACQ(sub->invalidate_seq);
+
+	if (seq != READ_ONCE_ACQ(mm->invalidate_seq))
+		return seq;
+
+	UHMM_BUG_ON(callback_mm == mm,
+		    "uhmm_interval_read_begin() from an invalidate callback "
+		    "waits for its own window: deadlock");
+	pthread_mutex_lock(&mm->lock);
+	while (mm->invalidate_seq == seq)
+		pthread_cond_wait(&mm->wq, &mm->lock);
+	pthread_mutex_unlock(&mm->lock);
+	return seq;
+}
+
+bool uhmm_interval_read_retry(struct uhmm_interval_notifier *sub,
+			      unsigned long seq)
+{
+	return __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
+}
+
+bool uhmm_interval_check_retry(struct uhmm_interval_notifier *sub,
+			       unsigned long seq)
+{
+	return __atomic_load_n(&sub->invalidate_seq, __ATOMIC_ACQUIRE) != seq;
+}
+
+void uhmm_interval_set_seq(struct uhmm_interval_notifier *sub,
+			   unsigned long cur_seq)
+{
+	WRITE_ONCE_REL(sub->invalidate_seq, cur_seq);
+}

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A counting test device: one subscription, its own lock, and a record of
+ * every callback. The callback follows the protocol in uhmm.h (device lock,
+ * set_seq) and then runs an optional hook that decides the return value.
+ */
+#ifndef UHMM_TEST_DEVICE_H
+#define UHMM_TEST_DEVICE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "uhmm.h"
+#include "test.h"
+
+struct t_dev {
+	struct uhmm_interval_notifier sub;
+	pthread_mutex_t lock;
+	int calls;			/* [lock] */
+	int release_calls;		/* [lock] UHMM_EVENT_RELEASE seen */
+	unsigned long last_seq;		/* [lock] */
+	struct uhmm_notifier_range last_range; /* [lock] */
+	/* Optional: runs after the record, outside the lock; its answer is
+	 * the callback's. */
+	bool (*hook)(struct t_dev *dev, const struct uhmm_notifier_range *r);
+	void *arg;
+};
+
+static inline struct t_dev *t_dev_of(struct uhmm_interval_notifier *sub)
+{
+	return (struct t_dev *)((char *)sub - offsetof(struct t_dev, sub));
+}
+
+static inline bool t_dev_invalidate(struct uhmm_interval_notifier *sub,
+				    const struct uhmm_notifier_range *range,
+				    unsigned long cur_seq)
+{
+	struct t_dev *dev = t_dev_of(sub);
+
+	pthread_mutex_lock(&dev->lock);
+	uhmm_interval_set_seq(sub, cur_seq);
+	dev->calls++;
+	if (range->event == UHMM_EVENT_RELEASE)
+		dev->release_calls++;
+	dev->last_seq = cur_seq;
+	dev->last_range = *range;
+	pthread_mutex_unlock(&dev->lock);
+	return dev->hook ? dev->hook(dev, range) : true;
+}
+
+static const struct uhmm_interval_notifier_ops t_dev_ops = {
+	.invalidate = t_dev_invalidate,
+};
+
+static inline int t_dev_insert(struct t_dev *dev, struct uhmm_mm *mm,
+			       unsigned long start, unsigned long length)
+{
+	pthread_mutex_init(&dev->lock, NULL);
+	return uhmm_interval_notifier_insert(&dev->sub, mm, start, length,
+					     &t_dev_ops);
+}
+
+static inline int t_dev_calls(struct t_dev *dev)
+{
+	int n;
+
+	pthread_mutex_lock(&dev->lock);
+	n = dev->calls;
+	pthread_mutex_unlock(&dev->lock);
+	return n;
+}
+
+/*
+ * Wait until thread tid sleeps in futex(): the proof that it is blocked
+ * inside a uhmm wait rather than merely slow. No deadline: ctest's hang
+ * guard ends a test that never gets there.
+ */
+static inline void t_wait_blocked(pid_t tid)
+{
+	char path[64], buf[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		long nr = -1;
+
+		REQUIRE(f);
+		if (fgets(buf, sizeof(buf), f))
+			nr = strtol(buf, NULL, 10);
+		fclose(f);
+		if (nr == SYS_futex)
+			return;
+		usleep(1000);
+	}
+}
+
+static inline pid_t t_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+#endif
