@@ -68,7 +68,7 @@ struct uhmm_mm;
  * UHMM_MM_NO_MONITOR: no kernel event source; the address space hears only
  * of changes reported through uhmm_mm_invalidate*(). For allocators that
  * report their own unmaps, for tests, and for environments that forbid
- * userfaultfd.
+ * userfaultfd (see uhmm_mm_open()).
  */
 #define UHMM_MM_NO_MONITOR (1u << 0)
 
@@ -76,11 +76,30 @@ struct uhmm_mm;
  * uhmm_mm_open - open the calling process's address space.
  *
  * Every open returns a new struct uhmm_mm holding one user reference.
+ * Without UHMM_MM_NO_MONITOR it is fed by the process's kernel event
+ * source: one userfaultfd (user-mode faults only, so no privilege is
+ * needed) and one reader thread, both shared by every monitored mm of the
+ * process and created by the first open. Subscriptions then hear of every
+ * munmap, mremap, madvise(MADV_DONTNEED/FREE/REMOVE), brk shrink and
+ * mmap(MAP_FIXED) over their range, from any thread and any library,
+ * whether it went through libc or not. mprotect() and fallocate() hole
+ * punches send no event.
+ *
+ * An mm belongs to the process that opened it: in a fork child every call
+ * on an inherited mm returns -ECHILD, after its subscriptions received
+ * UHMM_EVENT_RELEASE (at the child's first call on it). The child opens
+ * its own.
+ *
  * Returns 0 and sets *mmp, or:
  *   -EINVAL      mmp is NULL or flags has unknown bits
  *   -ENOMEM      out of memory
- *   -EOPNOTSUPP  flags lacks UHMM_MM_NO_MONITOR: the kernel event source is
- *                not available in this version of uhmm
+ *   -EPERM       userfaultfd is forbidden here (a seccomp policy, or a
+ *                kernel before 5.11 with vm.unprivileged_userfaultfd=0):
+ *                open with UHMM_MM_NO_MONITOR and report changes yourself
+ *   -ENOSYS      the kernel has no userfaultfd; likewise
+ *   -EOPNOTSUPP  the kernel lacks a needed userfaultfd feature (asynchronous
+ *                write protection, Linux 6.7); likewise
+ *   -EAGAIN      the reader thread could not be created
  */
 UHMM_API int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags);
 
@@ -88,7 +107,8 @@ UHMM_API int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags);
  * uhmm_mm_get - take another user reference on an address space that still
  * has one (the kernel's mmget_not_zero). Each successful get needs its own
  * uhmm_mm_close().
- * Returns 0, or -EINVAL (mm is NULL), -ESRCH (the last user already closed).
+ * Returns 0, or -EINVAL (mm is NULL), -ESRCH (the last user already closed),
+ * -ECHILD (mm was inherited through fork()).
  */
 UHMM_API int uhmm_mm_get(struct uhmm_mm *mm);
 
@@ -103,7 +123,8 @@ UHMM_API int uhmm_mm_get(struct uhmm_mm *mm);
  * Must not be called from an invalidate callback, nor by a thread that holds
  * a window open with uhmm_mm_invalidate_start().
  * Returns 0, or -EINVAL (mm is NULL), -ESRCH (no user left to drop),
- * -EDEADLK (called from an invalidate callback; nothing was dropped).
+ * -EDEADLK (called from an invalidate callback; nothing was dropped),
+ * -ECHILD (mm was inherited through fork(); nothing was dropped).
  */
 UHMM_API int uhmm_mm_close(struct uhmm_mm *mm);
 
@@ -111,7 +132,12 @@ UHMM_API int uhmm_mm_close(struct uhmm_mm *mm);
  * uhmm_mm_sync - return once every kernel event delivered before the call
  * has been dispatched to the subscriptions. With UHMM_MM_NO_MONITOR there is
  * no kernel event and it returns at once.
- * Returns 0, or -EINVAL (mm is NULL), -ESRCH (the last user closed).
+ *
+ * Not needed for the caller's own unmaps: once munmap() and friends have
+ * returned, any uhmm_interval_read_begin() that starts afterwards, in any
+ * thread, already waits for their invalidation.
+ * Returns 0, or -EINVAL (mm is NULL), -ESRCH (the last user closed),
+ * -EDEADLK (called from an invalidate callback), -ECHILD (inherited).
  */
 UHMM_API int uhmm_mm_sync(struct uhmm_mm *mm);
 
@@ -164,6 +190,7 @@ static inline bool uhmm_range_blockable(const struct uhmm_notifier_range *range)
  *   -EINVAL  mm is NULL, end <= start, or event is not a uhmm_event
  *            (UHMM_EVENT_RELEASE is the core's own and is refused too)
  *   -ESRCH   the last user closed the mm
+ *   -ECHILD  mm was inherited through fork()
  *   -EPROTO  a callback returned false although the window was blockable:
  *            a bug in that callback. The window still ran to its end.
  */
@@ -181,8 +208,9 @@ UHMM_API int uhmm_mm_invalidate(struct uhmm_mm *mm, unsigned long start,
  * Returns 0 (window open), or:
  *   -EAGAIN  non-blockable and a callback refused; the window is closed
  *   -EINVAL  mm or range is NULL, end <= start, bad event, or the range is
- *            already an open window
+ *            already an open window (zero-initialise a new range)
  *   -ESRCH   the last user closed the mm
+ *   -ECHILD  mm was inherited through fork()
  */
 UHMM_API int uhmm_mm_invalidate_start(struct uhmm_mm *mm,
 				      struct uhmm_notifier_range *range);
@@ -193,6 +221,7 @@ UHMM_API int uhmm_mm_invalidate_start(struct uhmm_mm *mm,
  * waiting readers proceed, deferred inserts and removes take effect.
  * Returns 0, or:
  *   -EINVAL  mm or range is NULL, or range is not an open window of mm
+ *   -ECHILD  mm was inherited through fork()
  *   -EPROTO  the window is closed, but a callback returned false although
  *            it was blockable (a bug in that callback)
  */
@@ -213,10 +242,16 @@ struct uhmm_interval_notifier_ops {
 	 * range->start..range->end, unlock, return true. Return false only
 	 * if !uhmm_range_blockable(range) and the work would have to sleep.
 	 *
-	 * A callback must not call uhmm_interval_notifier_remove() or
-	 * uhmm_mm_close() (both refused with -EDEADLK), nor
+	 * A callback must not call uhmm_interval_notifier_remove(),
+	 * uhmm_mm_close() or uhmm_mm_sync() (refused with -EDEADLK), nor
 	 * uhmm_interval_read_begin() on a subscription of the same mm
 	 * (it would wait for the window this callback is part of).
+	 *
+	 * Kernel events are dispatched from uhmm's reader thread. There a
+	 * callback must never unmap, mremap or madvise-discard memory that
+	 * a subscription covers: the kernel would wait for the reader to
+	 * read that event, and the reader is the thread waiting. Hand such
+	 * work to another thread.
 	 */
 	bool (*invalidate)(struct uhmm_interval_notifier *sub,
 			   const struct uhmm_notifier_range *range,
@@ -239,13 +274,15 @@ struct uhmm_itree_node {
  * before it was ever inserted.
  */
 struct uhmm_interval_notifier {
-	struct uhmm_itree_node node;
+	struct uhmm_itree_node node;	 /* in the mm's tree */
+	struct uhmm_itree_node arm_node; /* in the event source's armed set */
 	const struct uhmm_interval_notifier_ops *ops;
 	struct uhmm_mm *mm;
 	struct uhmm_interval_notifier *deferred_next;
 	struct uhmm_interval_notifier **deferred_pprev;
 	unsigned long invalidate_seq;
 	unsigned int state;
+	unsigned int armed;
 };
 
 /*
@@ -256,10 +293,26 @@ struct uhmm_interval_notifier {
  * read_begin waits until the window closes. If that window is already
  * calling callbacks, the insert takes effect when it closes and that window
  * does not call sub.
+ * With the kernel event source, insert arms the range: every mapping in it
+ * is registered with uhmm's userfaultfd, whole (so no mapping is split);
+ * holes are fine. A mapping created later inside the range is not seen
+ * until re-armed: uhmm re-arms after every unmap event in a subscribed
+ * range (which covers mmap(MAP_FIXED) over it), and
+ * uhmm_interval_notifier_arm() re-arms on demand (a new mmap into a hole
+ * sends no event at all). Call it, or use uhmm_range_fault(), which does,
+ * after read_begin and before trusting any mapping created after insert.
+ *
  * Returns 0, or:
  *   -EINVAL     sub, mm, ops or ops->invalidate is NULL
  *   -EOVERFLOW  length is 0 or start + length wraps past the top
  *   -ESRCH      the last user closed mm
+ *   -ECHILD     mm was inherited through fork()
+ *   -EBUSY      a mapping in the range is registered with another
+ *               userfaultfd: the application's own, or a second copy of
+ *               uhmm linked into the process
+ *   -EOPNOTSUPP a mapping in the range cannot be watched (vdso, vvar,
+ *               MAP_DROPPABLE)
+ *   -ENOMEM     out of memory, or the kernel could not split a mapping
  */
 UHMM_API int uhmm_interval_notifier_insert(
 	struct uhmm_interval_notifier *sub, struct uhmm_mm *mm,
@@ -272,6 +325,8 @@ UHMM_API int uhmm_interval_notifier_insert(
  * again. May wait for an open invalidation window to close, so the caller
  * must not hold a lock its callbacks take, nor hold a window open. Removing
  * an insert that is still deferred does not wait.
+ * In a fork child, removing a subscription of an inherited mm works (and
+ * is how the child reclaims it).
  * Returns 0, or:
  *   -EINVAL   sub is NULL
  *   -ENOENT   sub is not inserted (never was, or already removed)
@@ -280,10 +335,23 @@ UHMM_API int uhmm_interval_notifier_insert(
 UHMM_API int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub);
 
 /*
+ * uhmm_interval_notifier_arm - watch the mappings now in sub's range, also
+ * those created after insert (see uhmm_interval_notifier_insert()). Call it
+ * after uhmm_interval_read_begin() and before reading translations of
+ * mappings that may be new. A no-op with UHMM_MM_NO_MONITOR.
+ * Returns 0, or -EINVAL (sub is NULL), -ENOENT (sub is not inserted),
+ * -ECHILD, -EBUSY, -EOPNOTSUPP, -ENOMEM as for insert.
+ */
+UHMM_API int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub);
+
+/*
  * uhmm_interval_read_begin - start reading the translations of sub's range.
  * Returns the sequence number to hand to uhmm_interval_read_retry(). If
  * sub's callback already ran in a window that is still open, waits (once)
- * until that window closes.
+ * until that window closes. With the kernel event source it also waits
+ * while events that the kernel has already handed to uhmm are still being
+ * dispatched: once munmap() has returned in any thread, a read_begin that
+ * starts afterwards sees its invalidation.
  */
 UHMM_API unsigned long
 uhmm_interval_read_begin(struct uhmm_interval_notifier *sub);

@@ -29,7 +29,6 @@ int main(void)
 	/* Opening. */
 	CHECK_EQ(uhmm_mm_open(NULL, UHMM_MM_NO_MONITOR), -EINVAL);
 	CHECK_EQ(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR | 0x80), -EINVAL);
-	CHECK_EQ(uhmm_mm_open(&mm, 0), -EOPNOTSUPP);
 	CHECK_EQ(uhmm_mm_get(NULL), -EINVAL);
 	CHECK_EQ(uhmm_mm_close(NULL), -EINVAL);
 	CHECK_EQ(uhmm_mm_sync(NULL), -EINVAL);

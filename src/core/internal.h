@@ -51,7 +51,38 @@ struct uhmm_mm {
 	int users;		/* atomic */
 	long count;		/* atomic */
 	unsigned int flags;	/* UHMM_MM_*, fixed at open */
+
+	/* The kernel event source, NULL with UHMM_MM_NO_MONITOR. */
+	struct uhmm_source *source;
+	struct uhmm_mm *source_next;	/* [source->mms_lock] */
+
+	/* [all_lock] every mm of the process, for fork (see mm.c). */
+	struct uhmm_mm *all_next, **all_pprev;
+	/* uhmm_fork_gen at open: an mm belongs to the process that opened
+	 * it; in a fork child the copy is dead (-ECHILD). */
+	unsigned long fork_gen;
+	bool child_released;	/* [lock] the child delivered RELEASE */
 };
+
+/* 0, or -ECHILD (after the child's RELEASE) for a fork child's copy. */
+int uhmm_mm_check_owner(struct uhmm_mm *mm);
+
+/* Bumped in every fork child. */
+extern unsigned long uhmm_fork_gen;
+
+/* Is mm a fork child's copy of its parent's mm? */
+static inline bool uhmm_mm_forked(const struct uhmm_mm *mm)
+{
+	return __builtin_expect(mm->fork_gen !=
+				__atomic_load_n(&uhmm_fork_gen,
+						__ATOMIC_RELAXED), 0);
+}
+
+/*
+ * In a fork child, on the first touch of an inherited mm: deliver
+ * UHMM_EVENT_RELEASE to its subscriptions, once (notifier.c).
+ */
+void uhmm_notifier_release_child(struct uhmm_mm *mm);
 
 /* Subscription states (uhmm_interval_notifier.state), all under mm->lock. */
 enum {
@@ -69,6 +100,8 @@ enum {
 
 /* Initial mm seq, even; a subscription inserted when idle gets seq - 1. */
 #define UHMM_SEQ_INIT 2UL
+
+struct uhmm_source;
 
 void uhmm_mm_grab(struct uhmm_mm *mm);
 void uhmm_mm_drop(struct uhmm_mm *mm);

@@ -1,20 +1,67 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * struct uhmm_mm lifetime: open, user references, release, free.
+ * struct uhmm_mm lifetime: open, user references, release, free, fork.
  * See the comment at struct uhmm_mm for the two reference counts.
+ *
+ * Fork. An mm belongs to the process that opened it. In a fork child the
+ * copy is dead: its mappings lost their userfaultfd registration and the
+ * reader thread does not exist. The atfork handlers keep the copy usable
+ * enough to say so: every mm lock is held across fork(), so no copy is
+ * caught mid-update, and the child gets fresh locks and a new fork
+ * generation. The first call on a copy delivers UHMM_EVENT_RELEASE to its
+ * subscriptions; the calls then return -ECHILD, except remove, which
+ * still works so the child can reclaim their memory.
  */
 #include <errno.h>
 
 #include "core/internal.h"
+#include "prim/prim.h"
+#include "source/source.h"
+
+unsigned long uhmm_fork_gen;
+
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uhmm_mm *all_mms;	/* [all_lock] */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&all_lock);
+	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
+		pthread_mutex_lock(&mm->lock);
+}
+
+static void fork_parent(void)
+{
+	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
+		pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_unlock(&all_lock);
+}
+
+static void fork_child(void)
+{
+	__atomic_store_n(&uhmm_fork_gen, uhmm_fork_gen + 1, __ATOMIC_RELAXED);
+	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next) {
+		pthread_mutex_init(&mm->lock, NULL);
+		pthread_cond_init(&mm->wq, NULL);
+	}
+	pthread_mutex_init(&all_lock, NULL);
+	uhmm_source_after_fork_child();
+	uhmm_prim_after_fork_child();
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags)
 {
 	struct uhmm_mm *mm;
+	int ret;
 
 	if (!mmp || (flags & ~UHMM_MM_NO_MONITOR))
 		return -EINVAL;
-	if (!(flags & UHMM_MM_NO_MONITOR))
-		return -EOPNOTSUPP;
 
 	mm = calloc(1, sizeof(*mm));
 	if (!mm)
@@ -33,6 +80,24 @@ int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags)
 	mm->users = 1;
 	mm->count = 1;
 	mm->flags = flags;
+
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&all_lock);
+	mm->fork_gen = uhmm_fork_gen;
+	mm->all_next = all_mms;
+	if (all_mms)
+		all_mms->all_pprev = &mm->all_next;
+	mm->all_pprev = &all_mms;
+	all_mms = mm;
+	pthread_mutex_unlock(&all_lock);
+
+	if (!(flags & UHMM_MM_NO_MONITOR)) {
+		ret = uhmm_source_attach(mm);
+		if (ret) {
+			uhmm_mm_drop(mm);
+			return ret;
+		}
+	}
 	*mmp = mm;
 	return 0;
 }
@@ -46,6 +111,11 @@ void uhmm_mm_drop(struct uhmm_mm *mm)
 {
 	if (__atomic_sub_fetch(&mm->count, 1, __ATOMIC_ACQ_REL))
 		return;
+	pthread_mutex_lock(&all_lock);
+	*mm->all_pprev = mm->all_next;
+	if (mm->all_next)
+		mm->all_next->all_pprev = mm->all_pprev;
+	pthread_mutex_unlock(&all_lock);
 	pthread_cond_destroy(&mm->wq);
 	pthread_mutex_destroy(&mm->lock);
 	free(mm);
@@ -66,21 +136,36 @@ static bool users_add_unless_zero(struct uhmm_mm *mm, int delta, int *now)
 	return true;
 }
 
+/* The common first step of every call on an mm: is it this process's? */
+int uhmm_mm_check_owner(struct uhmm_mm *mm)
+{
+	if (!uhmm_mm_forked(mm))
+		return 0;
+	uhmm_notifier_release_child(mm);
+	return -ECHILD;
+}
+
 int uhmm_mm_get(struct uhmm_mm *mm)
 {
-	int now;
+	int now, ret;
 
 	if (!mm)
 		return -EINVAL;
+	ret = uhmm_mm_check_owner(mm);
+	if (ret)
+		return ret;
 	return users_add_unless_zero(mm, 1, &now) ? 0 : -ESRCH;
 }
 
 int uhmm_mm_close(struct uhmm_mm *mm)
 {
-	int now;
+	int now, ret;
 
 	if (!mm)
 		return -EINVAL;
+	ret = uhmm_mm_check_owner(mm);
+	if (ret)
+		return ret;
 	/* The release below waits for the window this thread is part of. */
 	if (uhmm_in_callback())
 		return -EDEADLK;
@@ -88,6 +173,8 @@ int uhmm_mm_close(struct uhmm_mm *mm)
 		return -ESRCH;
 	if (now == 0) {
 		uhmm_notifier_release(mm);
+		if (mm->source)
+			uhmm_source_detach(mm);
 		uhmm_mm_drop(mm);
 	}
 	return 0;
@@ -95,10 +182,19 @@ int uhmm_mm_close(struct uhmm_mm *mm)
 
 int uhmm_mm_sync(struct uhmm_mm *mm)
 {
+	int ret;
+
 	if (!mm)
 		return -EINVAL;
+	ret = uhmm_mm_check_owner(mm);
+	if (ret)
+		return ret;
 	if (!__atomic_load_n(&mm->users, __ATOMIC_ACQUIRE))
 		return -ESRCH;
 	/* Explicit invalidations are dispatched before they return. */
-	return 0;
+	if (!mm->source)
+		return 0;
+	if (uhmm_in_callback())
+		return -EDEADLK;
+	return uhmm_source_sync(mm->source);
 }

@@ -45,6 +45,7 @@
 #include <stddef.h>
 
 #include "core/internal.h"
+#include "source/source.h"
 
 #define sub_of(n) \
 	((struct uhmm_interval_notifier *)((char *)(n) - \
@@ -54,7 +55,8 @@
  * The mm whose callback this thread is running (innermost), or NULL.
  * Refuses the calls that would wait for the window the thread is part of.
  */
-static __thread struct uhmm_mm *callback_mm;
+static __thread struct uhmm_mm *callback_mm
+	__attribute__((tls_model("initial-exec")));
 
 bool uhmm_in_callback(void)
 {
@@ -192,6 +194,9 @@ int uhmm_mm_invalidate_start(struct uhmm_mm *mm,
 	    (range->flags & ~UHMM_RANGE_BLOCKABLE) ||
 	    (range->private_ & UHMM_WINDOW_OPEN))
 		return -EINVAL;
+	ret = uhmm_mm_check_owner(mm);
+	if (ret)
+		return ret;
 
 	pthread_mutex_lock(&mm->lock);
 	if (mm->dead) {
@@ -220,6 +225,8 @@ int uhmm_mm_invalidate_end(struct uhmm_mm *mm,
 	if (!mm || !range || range->mm != mm ||
 	    !(range->private_ & UHMM_WINDOW_OPEN))
 		return -EINVAL;
+	if (uhmm_mm_check_owner(mm))
+		return -ECHILD;
 	bug = range->private_ & UHMM_WINDOW_CALLBACK_BUG;
 	range->private_ = 0;
 	window_close(mm);
@@ -273,27 +280,81 @@ void uhmm_notifier_release(struct uhmm_mm *mm)
 	window_close(mm);
 }
 
+void uhmm_notifier_release_child(struct uhmm_mm *mm)
+{
+	struct uhmm_notifier_range range = {
+		.mm = mm,
+		.start = 0,
+		.end = ULONG_MAX,
+		.event = UHMM_EVENT_RELEASE,
+		.flags = UHMM_RANGE_BLOCKABLE,
+		.private_ = UHMM_WINDOW_OPEN,
+	};
+	struct uhmm_itree_node *first;
+	unsigned long seq;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->child_released) {
+		pthread_mutex_unlock(&mm->lock);
+		return;
+	}
+	mm->child_released = true;
+	mm->dead = true;
+	/*
+	 * Windows open in the parent at fork() never close here: their
+	 * threads do not exist. End them now, as if they had.
+	 */
+	if (mm->active_invalidate_ranges) {
+		mm->active_invalidate_ranges = 0;
+		if (mm_colliding(mm)) {
+			WRITE_ONCE_REL(mm->invalidate_seq,
+				       mm->invalidate_seq + 1);
+			apply_deferred(mm);
+		}
+	}
+	first = window_open_locked(mm, 0, ULONG_MAX, &seq);
+	pthread_mutex_unlock(&mm->lock);
+
+	window_call(mm, &range, first, ULONG_MAX, seq);
+	window_close(mm);
+}
+
 int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 				  struct uhmm_mm *mm, unsigned long start,
 				  unsigned long length,
 				  const struct uhmm_interval_notifier_ops *ops)
 {
 	unsigned long last;
+	int ret;
 
 	if (!sub || !mm || !ops || !ops->invalidate)
 		return -EINVAL;
 	if (length == 0 || __builtin_add_overflow(start, length - 1, &last))
 		return -EOVERFLOW;
+	ret = uhmm_mm_check_owner(mm);
+	if (ret)
+		return ret;
 
 	sub->node.start = start;
 	sub->node.last = last;
 	sub->ops = ops;
 	sub->deferred_next = NULL;
 	sub->deferred_pprev = NULL;
+	sub->armed = 0;
+
+	/* Armed before it can be called, so no change after insert()
+	 * returns goes unseen. */
+	if (mm->source) {
+		ret = uhmm_source_arm(mm->source, sub, false);
+		if (ret)
+			return ret;
+	}
 
 	pthread_mutex_lock(&mm->lock);
 	if (mm->dead) {
 		pthread_mutex_unlock(&mm->lock);
+		if (mm->source)
+			uhmm_source_disarm(mm->source, sub);
 		return -ESRCH;
 	}
 	uhmm_mm_grab(mm);
@@ -328,6 +389,7 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 {
 	struct uhmm_mm *mm;
 	unsigned long seq = 0;
+	bool forked;
 
 	if (!sub)
 		return -EINVAL;
@@ -337,6 +399,8 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 	/* Waiting below for the window this thread is part of never ends. */
 	if (callback_mm)
 		return -EDEADLK;
+	/* In a fork child the copy is released first; removing still works. */
+	forked = uhmm_mm_check_owner(mm) != 0;
 
 	pthread_mutex_lock(&mm->lock);
 	switch (sub->state) {
@@ -365,16 +429,45 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 		pthread_cond_wait(&mm->wq, &mm->lock);
 	pthread_mutex_unlock(&mm->lock);
 
+	/* The parent's event source is not the child's to touch. */
+	if (mm->source && !forked)
+		uhmm_source_disarm(mm->source, sub);
 	sub->mm = NULL;
 	uhmm_mm_drop(mm);
 	return 0;
 }
 
+int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub)
+{
+	struct uhmm_mm *mm;
+	int ret;
+
+	if (!sub)
+		return -EINVAL;
+	mm = sub->mm;
+	if (!mm)
+		return -ENOENT;
+	ret = uhmm_mm_check_owner(mm);
+	if (ret)
+		return ret;
+	if (!mm->source)
+		return 0;
+	return uhmm_source_arm(mm->source, sub, true);
+}
+
 unsigned long uhmm_interval_read_begin(struct uhmm_interval_notifier *sub)
 {
 	struct uhmm_mm *mm = sub->mm;
-	unsigned long seq = READ_ONCE_ACQ(sub->invalidate_seq);
+	unsigned long seq;
 
+	/* Events read but not yet dispatched count as not yet happened
+	 * (see source.h); a fork child's copy is released, never waits. */
+	if (uhmm_mm_forked(mm))
+		uhmm_notifier_release_child(mm);
+	else if (mm->source)
+		uhmm_source_wait_events(mm->source);
+
+	seq = READ_ONCE_ACQ(sub->invalidate_seq);
 	if (seq != READ_ONCE_ACQ(mm->invalidate_seq))
 		return seq;
 

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The OS primitives uhmm uses: the only interface through which the rest
+ * of the library reaches the kernel (besides pthreads). Every function
+ * returns 0 (or a count) or a negative errno, and never prints.
+ */
+#ifndef UHMM_PRIM_H
+#define UHMM_PRIM_H
+
+#include <linux/userfaultfd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* ---- userfaultfd, set up as uhmm's event source ---- */
+
+/*
+ * Open a userfaultfd for user-mode faults only (no privilege needed),
+ * non-blocking and close-on-exec, with the UNMAP, REMOVE and REMAP events
+ * and asynchronous write-protect faults, so registering in WP mode never
+ * stops a page fault. -EPERM/-ENOSYS when userfaultfd is forbidden or
+ * absent; -EOPNOTSUPP when the kernel lacks one of the features.
+ */
+int uhmm_prim_uffd_open(int *fdp);
+
+/*
+ * Register [start, start + len) in write-protect mode (nothing is ever
+ * write-protected). Errors are the kernel's: -EBUSY part of the range is
+ * registered with another userfaultfd; -EINVAL a mapping that cannot be
+ * registered (vdso, vvar, MAP_DROPPABLE), or no mapping in the range.
+ */
+int uhmm_prim_uffd_register(int fd, unsigned long start, unsigned long len);
+int uhmm_prim_uffd_unregister(int fd, unsigned long start, unsigned long len);
+
+/* Read up to n events; -EAGAIN when there is none. */
+ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n);
+
+/*
+ * Wait until fd is readable or wake_fd (an eventfd) was signalled, for at
+ * most timeout_ms (-1: forever). Returns a mask: 1 fd readable, 2 woken.
+ */
+int uhmm_prim_wait2(int fd, int wake_fd, int timeout_ms);
+int uhmm_prim_eventfd(int *fdp);
+void uhmm_prim_eventfd_signal(int fd);
+void uhmm_prim_eventfd_drain(int fd);
+void uhmm_prim_close(int fd);
+
+/* ---- the process's mappings ---- */
+
+struct uhmm_vma {
+	unsigned long start, end;	/* [start, end) */
+	unsigned int prot;		/* PROT_READ | PROT_WRITE | PROT_EXEC */
+	bool shared;
+	unsigned long page_size;	/* 4 KiB, or the hugetlb page size */
+};
+
+/*
+ * The mapping that covers addr, or else the first one above it.
+ * -ENOENT if there is none. Uses PROCMAP_QUERY where the kernel has it
+ * (6.11+), else parses /proc/self/maps.
+ */
+int uhmm_prim_vma_find(unsigned long addr, struct uhmm_vma *vma);
+
+/* Forget per-process state (open files of /proc/self) in a fork child. */
+void uhmm_prim_after_fork_child(void);
+
+#endif

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Finding the process's mappings: PROCMAP_QUERY (an ioctl on
+ * /proc/self/maps, Linux 6.11+) answers one lookup without reading the
+ * whole list; older kernels get /proc/self/maps parsed line by line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "prim/prim.h"
+#include "prim/uapi.h"
+
+/*
+ * /proc/self/maps, opened once. The file names the process that opened
+ * it, so a fork child must reopen it: uhmm_prim_after_fork_child().
+ */
+static int maps_fd = -1;
+static int procmap_query_works = -1;	/* unknown until first tried */
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int maps_open(void)
+{
+	int fd = __atomic_load_n(&maps_fd, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0)
+		return fd;
+	pthread_mutex_lock(&maps_lock);
+	if (maps_fd < 0) {
+		fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			__atomic_store_n(&maps_fd, fd, __ATOMIC_RELEASE);
+		else
+			fd = -errno;
+	} else {
+		fd = maps_fd;
+	}
+	pthread_mutex_unlock(&maps_lock);
+	return fd;
+}
+
+static int vma_query(int fd, unsigned long addr, struct uhmm_vma *vma)
+{
+	struct procmap_query q = {
+		.size = sizeof(q),
+		.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA,
+		.query_addr = addr,
+	};
+
+	if (ioctl(fd, PROCMAP_QUERY, &q))
+		return -errno;
+	vma->start = q.vma_start;
+	vma->end = q.vma_end;
+	vma->prot = (q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? PROT_READ : 0) |
+		    (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? PROT_WRITE : 0) |
+		    (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE ? PROT_EXEC : 0);
+	vma->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
+	vma->page_size = q.vma_page_size;
+	return 0;
+}
+
+/* The fallback: the first line of /proc/self/maps ending above addr. */
+static int vma_parse(unsigned long addr, struct uhmm_vma *vma)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end;
+		char perms[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3)
+			continue;
+		/* A line longer than the buffer continues on the next read. */
+		if (!strchr(line, '\n')) {
+			int c;
+
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+		}
+		if (end <= addr)
+			continue;
+		vma->start = start;
+		vma->end = end;
+		vma->prot = (perms[0] == 'r' ? PROT_READ : 0) |
+			    (perms[1] == 'w' ? PROT_WRITE : 0) |
+			    (perms[2] == 'x' ? PROT_EXEC : 0);
+		vma->shared = perms[3] == 's';
+		vma->page_size = (unsigned long)sysconf(_SC_PAGESIZE);
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+int uhmm_prim_vma_find(unsigned long addr, struct uhmm_vma *vma)
+{
+	int works = __atomic_load_n(&procmap_query_works, __ATOMIC_RELAXED);
+	int fd, ret;
+
+	if (works != 0) {
+		fd = maps_open();
+		if (fd >= 0) {
+			ret = vma_query(fd, addr, vma);
+			if (ret == 0 || ret == -ENOENT) {
+				__atomic_store_n(&procmap_query_works, 1,
+						 __ATOMIC_RELAXED);
+				return ret;
+			}
+			/* ENOTTY: a kernel before 6.11. */
+			if (ret != -ENOTTY && ret != -EINVAL)
+				return ret;
+			__atomic_store_n(&procmap_query_works, 0,
+					 __ATOMIC_RELAXED);
+		}
+	}
+	return vma_parse(addr, vma);
+}
+
+void uhmm_prim_after_fork_child(void)
+{
+	/* The fd still shows the parent's mappings; just drop it. */
+	if (maps_fd >= 0)
+		close(maps_fd);
+	maps_fd = -1;
+	pthread_mutex_init(&maps_lock, NULL);
+}

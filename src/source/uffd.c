@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The userfaultfd event source.
+ *
+ * One userfaultfd per process, opened user-mode-only with the UNMAP, REMOVE
+ * and REMAP events and asynchronous write protection. Mappings are
+ * registered in write-protect mode and never write-protected, so no page
+ * fault is ever delivered: the file descriptor only reports changes to the
+ * address space. A reader thread, started with the first monitored mm,
+ * turns each event into a blockable invalidation window on every attached
+ * mm.
+ *
+ * Arming. The kernel reports only what happens to registered mappings, and
+ * registers only mappings that exist when asked. So:
+ *   - inserting a subscription registers every mapping in its range, whole
+ *     (registering part of a mapping would split it; a heap split into
+ *     thousands of VMAs can exhaust vm.max_map_count);
+ *   - a mapping is unregistered when no subscription overlaps it any more;
+ *   - mappings created later inside a subscribed range are not registered:
+ *     the reader re-arms after every UNMAP/REMAP it sees there (that covers
+ *     mmap(MAP_FIXED) over a range), and uhmm_interval_notifier_arm() - or
+ *     uhmm_range_fault() - re-arms before a device trusts the range again
+ *     (that covers a new mmap into a hole, which sends no event at all).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "core/internal.h"
+#include "prim/prim.h"
+#include "source/source.h"
+
+#define arm_sub_of(n) \
+	((struct uhmm_interval_notifier *)((char *)(n) - \
+		offsetof(struct uhmm_interval_notifier, arm_node)))
+
+static pthread_mutex_t source_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uhmm_source *the_source;	/* [source_lock] this process's */
+static struct uhmm_source *parent_source; /* a fork child keeps it reachable */
+static __thread bool on_reader;
+
+bool uhmm_source_on_reader(void)
+{
+	return on_reader;
+}
+
+/* ---- arming ---- */
+
+/* Does any armed subscription overlap [start, end)? Under arm_lock. */
+static bool armed_overlap(struct uhmm_source *src, unsigned long start,
+			  unsigned long end)
+{
+	return uhmm_itree_first(&src->arms, start, end - 1) != NULL;
+}
+
+/*
+ * Register every mapping that overlaps [start, end), whole. A mapping can
+ * change between the lookup and the registration; the kernel then answers
+ * EINVAL, and the lookup is retried to tell a race from a mapping that
+ * cannot be registered.
+ */
+static int arm_vmas(struct uhmm_source *src, unsigned long start,
+		    unsigned long end)
+{
+	unsigned long addr = start;
+	int races = 0;
+
+	while (addr < end) {
+		struct uhmm_vma vma, again;
+		int ret;
+
+		ret = uhmm_prim_vma_find(addr, &vma);
+		if (ret == -ENOENT || (ret == 0 && vma.start >= end))
+			return 0;
+		if (ret)
+			return ret;
+		ret = uhmm_prim_uffd_register(src->uffd, vma.start,
+					      vma.end - vma.start);
+		if (ret == -EINVAL) {
+			if (uhmm_prim_vma_find(addr, &again) == 0 &&
+			    again.start == vma.start && again.end == vma.end)
+				return -EOPNOTSUPP;
+			if (++races < 16)
+				continue;
+		}
+		if (ret)
+			return ret;
+		addr = vma.end;
+	}
+	return 0;
+}
+
+/* Unregister the mappings overlapping [start, end) that no armed
+ * subscription overlaps. */
+static void disarm_vmas(struct uhmm_source *src, unsigned long start,
+			unsigned long end)
+{
+	unsigned long addr = start;
+	struct uhmm_vma vma;
+
+	while (addr < end && uhmm_prim_vma_find(addr, &vma) == 0 &&
+	       vma.start < end) {
+		/* Another uffd's mapping refuses with EINVAL: not ours. */
+		if (!armed_overlap(src, vma.start, vma.end))
+			uhmm_prim_uffd_unregister(src->uffd, vma.start,
+						  vma.end - vma.start);
+		addr = vma.end;
+	}
+}
+
+static unsigned long sub_end(const struct uhmm_interval_notifier *sub)
+{
+	/* A range reaching the top of the address space has no end; no
+	 * mapping reaches it either. */
+	return sub->node.last == ~0UL ? ~0UL : sub->node.last + 1;
+}
+
+int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
+		    bool rearm)
+{
+	int ret;
+
+	pthread_mutex_lock(&src->arm_lock);
+	if (!rearm) {
+		sub->arm_node.start = sub->node.start;
+		sub->arm_node.last = sub->node.last;
+		uhmm_itree_insert(&src->arms, &sub->arm_node);
+		sub->armed = 1;
+	} else if (!sub->armed) {
+		/* Its mm was released: nothing is watched for it any more. */
+		pthread_mutex_unlock(&src->arm_lock);
+		return 0;
+	}
+	ret = arm_vmas(src, sub->node.start, sub_end(sub));
+	if (ret && !rearm) {
+		uhmm_itree_remove(&src->arms, &sub->arm_node);
+		sub->armed = 0;
+		disarm_vmas(src, sub->node.start, sub_end(sub));
+	}
+	pthread_mutex_unlock(&src->arm_lock);
+	return ret;
+}
+
+/* Under arm_lock. */
+static void disarm_locked(struct uhmm_source *src,
+			  struct uhmm_interval_notifier *sub)
+{
+	if (!sub->armed)
+		return;
+	uhmm_itree_remove(&src->arms, &sub->arm_node);
+	sub->armed = 0;
+	disarm_vmas(src, sub->node.start, sub_end(sub));
+}
+
+void uhmm_source_disarm(struct uhmm_source *src,
+			struct uhmm_interval_notifier *sub)
+{
+	pthread_mutex_lock(&src->arm_lock);
+	disarm_locked(src, sub);
+	pthread_mutex_unlock(&src->arm_lock);
+}
+
+/*
+ * After an UNMAP or REMAP over [start, end): a new mapping may have taken
+ * the place of the old one (mmap(MAP_FIXED)), unregistered. Register it
+ * where a subscription covers it, before the in-flight mark comes down.
+ */
+static void rearm_after_event(struct uhmm_source *src, unsigned long start,
+			      unsigned long end)
+{
+	struct uhmm_itree_node *n;
+
+	pthread_mutex_lock(&src->arm_lock);
+	for (n = uhmm_itree_first(&src->arms, start, end - 1); n;
+	     n = uhmm_itree_next(n, start, end - 1)) {
+		unsigned long s = n->start > start ? n->start : start;
+		unsigned long e = n->last < end - 1 ? n->last + 1 : end;
+
+		if (arm_vmas(src, s, e))
+			__atomic_fetch_add(&src->arm_errors, 1,
+					   __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&src->arm_lock);
+}
+
+/* After a REMAP to [start, end): the moved mapping stays registered; keep
+ * it so only where a subscription covers it. */
+static void disarm_after_move(struct uhmm_source *src, unsigned long start,
+			      unsigned long end)
+{
+	pthread_mutex_lock(&src->arm_lock);
+	disarm_vmas(src, start, end);
+	pthread_mutex_unlock(&src->arm_lock);
+}
+
+/* ---- the reader ---- */
+
+/* Take a user reference on every attached mm, so none is released while
+ * its windows run. Returns the count; *mmsp is malloc'ed. */
+static size_t grab_mms(struct uhmm_source *src, struct uhmm_mm ***mmsp)
+{
+	struct uhmm_mm **mms = NULL, *mm;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&src->mms_lock);
+	for (mm = src->mms; mm; mm = mm->source_next) {
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct uhmm_mm **p = realloc(mms, ncap * sizeof(*p));
+
+			if (!p)
+				break;
+			mms = p;
+			cap = ncap;
+		}
+		if (uhmm_mm_get(mm) == 0)
+			mms[n++] = mm;
+	}
+	pthread_mutex_unlock(&src->mms_lock);
+	*mmsp = mms;
+	return n;
+}
+
+static void dispatch(struct uhmm_source *src, const struct uffd_msg *msg,
+		     struct uhmm_mm **mms, size_t nmms)
+{
+	unsigned long start, end;
+	enum uhmm_event event;
+
+	switch (msg->event) {
+	case UFFD_EVENT_UNMAP:
+		start = msg->arg.remove.start;
+		end = msg->arg.remove.end;
+		event = UHMM_EVENT_UNMAP;
+		break;
+	case UFFD_EVENT_REMOVE:
+		start = msg->arg.remove.start;
+		end = msg->arg.remove.end;
+		event = UHMM_EVENT_CLEAR;
+		break;
+	case UFFD_EVENT_REMAP:
+		start = msg->arg.remap.from;
+		end = msg->arg.remap.from + msg->arg.remap.len;
+		event = UHMM_EVENT_REMAP;
+		break;
+	default:
+		/* Nothing else was asked for (WP_ASYNC: no fault events). */
+		return;
+	}
+	if (end <= start)
+		return;
+
+	for (size_t i = 0; i < nmms; i++)
+		if (uhmm_mm_invalidate(mms[i], start, end, event) == -EPROTO)
+			__atomic_fetch_add(&src->callback_bugs, 1,
+					   __ATOMIC_RELAXED);
+
+	if (event == UHMM_EVENT_CLEAR)
+		return;
+	rearm_after_event(src, start, end);
+	if (event == UHMM_EVENT_REMAP)
+		disarm_after_move(src, msg->arg.remap.to,
+				  msg->arg.remap.to + msg->arg.remap.len);
+}
+
+/* Read and dispatch everything queued; returns the number of events. */
+static size_t read_and_dispatch(struct uhmm_source *src)
+{
+	struct uffd_msg msgs[32];
+	struct uhmm_mm **mms = NULL;
+	size_t nmms = 0, total = 0;
+	bool grabbed = false;
+	ssize_t n;
+
+	while ((n = uhmm_prim_uffd_read(src->uffd, msgs, 32)) > 0) {
+		if (!grabbed) {
+			nmms = grab_mms(src, &mms);
+			grabbed = true;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			dispatch(src, &msgs[i], mms, nmms);
+		total += (size_t)n;
+	}
+	for (size_t i = 0; i < nmms; i++)
+		uhmm_mm_close(mms[i]);
+	free(mms);
+	__atomic_fetch_add(&src->events, total, __ATOMIC_RELAXED);
+	return total;
+}
+
+static void *reader_main(void *arg)
+{
+	struct uhmm_source *src = arg;
+
+	on_reader = true;
+	for (;;) {
+		unsigned long sync_seen;
+		int ready = uhmm_prim_wait2(src->uffd, src->wake_fd, -1);
+
+		if (ready < 0)
+			continue;
+		if (ready & 2)
+			uhmm_prim_eventfd_drain(src->wake_fd);
+
+		/* Raise the mark before read(): see source.h. */
+		pthread_mutex_lock(&src->batch_lock);
+		sync_seen = src->sync_requested;
+		__atomic_store_n(&src->batch_seq, src->batch_seq + 1,
+				 __ATOMIC_SEQ_CST);
+		pthread_mutex_unlock(&src->batch_lock);
+
+		read_and_dispatch(src);
+
+		pthread_mutex_lock(&src->batch_lock);
+		__atomic_store_n(&src->batch_seq, src->batch_seq + 1,
+				 __ATOMIC_SEQ_CST);
+		src->sync_done = sync_seen;
+		pthread_mutex_unlock(&src->batch_lock);
+		pthread_cond_broadcast(&src->batch_done);
+	}
+	return NULL;
+}
+
+void uhmm_source_wait_events_slow(struct uhmm_source *src)
+{
+	unsigned long seq;
+
+	/* The reader dispatching its own batch cannot wait for it. */
+	if (on_reader)
+		return;
+	pthread_mutex_lock(&src->batch_lock);
+	seq = src->batch_seq;
+	while ((seq & 1) && src->batch_seq == seq)
+		pthread_cond_wait(&src->batch_done, &src->batch_lock);
+	pthread_mutex_unlock(&src->batch_lock);
+}
+
+int uhmm_source_sync(struct uhmm_source *src)
+{
+	unsigned long ticket;
+
+	if (on_reader)
+		return -EDEADLK;
+	pthread_mutex_lock(&src->batch_lock);
+	ticket = ++src->sync_requested;
+	pthread_mutex_unlock(&src->batch_lock);
+	uhmm_prim_eventfd_signal(src->wake_fd);
+
+	pthread_mutex_lock(&src->batch_lock);
+	while ((long)(src->sync_done - ticket) < 0)
+		pthread_cond_wait(&src->batch_done, &src->batch_lock);
+	pthread_mutex_unlock(&src->batch_lock);
+	return 0;
+}
+
+/* ---- the process's source ---- */
+
+static int source_create(struct uhmm_source **srcp)
+{
+	struct uhmm_source *src;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t reader;
+	int ret;
+
+	src = calloc(1, sizeof(*src));
+	if (!src)
+		return -ENOMEM;
+	src->uffd = src->wake_fd = -1;
+	ret = uhmm_prim_uffd_open(&src->uffd);
+	if (!ret)
+		ret = uhmm_prim_eventfd(&src->wake_fd);
+	if (ret)
+		goto fail;
+	pthread_mutex_init(&src->batch_lock, NULL);
+	pthread_cond_init(&src->batch_done, NULL);
+	pthread_mutex_init(&src->mms_lock, NULL);
+	pthread_mutex_init(&src->arm_lock, NULL);
+
+	/*
+	 * The reader takes no signals: a handler running there that unmapped
+	 * registered memory would wait for the reader itself, forever.
+	 */
+	sigfillset(&all);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&reader, &attr, reader_main, src);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		goto fail;
+	*srcp = src;
+	return 0;
+fail:
+	uhmm_prim_close(src->uffd);
+	uhmm_prim_close(src->wake_fd);
+	free(src);
+	return ret;
+}
+
+int uhmm_source_attach(struct uhmm_mm *mm)
+{
+	struct uhmm_source *src;
+	int ret = 0;
+
+	pthread_mutex_lock(&source_lock);
+	if (!the_source)
+		ret = source_create(&the_source);
+	src = the_source;
+	pthread_mutex_unlock(&source_lock);
+	if (ret)
+		return ret;
+
+	pthread_mutex_lock(&src->mms_lock);
+	mm->source = src;
+	mm->source_next = src->mms;
+	src->mms = mm;
+	pthread_mutex_unlock(&src->mms_lock);
+	return 0;
+}
+
+void uhmm_source_detach(struct uhmm_mm *mm)
+{
+	struct uhmm_source *src = mm->source;
+	struct uhmm_itree_node *n;
+	struct uhmm_mm **pp;
+
+	pthread_mutex_lock(&src->mms_lock);
+	for (pp = &src->mms; *pp; pp = &(*pp)->source_next) {
+		if (*pp == mm) {
+			*pp = mm->source_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&src->mms_lock);
+
+	/*
+	 * The mm is released: no window will run for its subscriptions, so
+	 * nothing needs watching for them. Their removal later finds them
+	 * disarmed. Lock order: arm_lock, then mm->lock.
+	 */
+	pthread_mutex_lock(&src->arm_lock);
+	pthread_mutex_lock(&mm->lock);
+	for (n = uhmm_itree_first(&mm->itree, 0, ~0UL); n;
+	     n = uhmm_itree_next(n, 0, ~0UL)) {
+		struct uhmm_interval_notifier *sub =
+			(struct uhmm_interval_notifier *)((char *)n -
+			offsetof(struct uhmm_interval_notifier, node));
+
+		disarm_locked(src, sub);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_unlock(&src->arm_lock);
+}
+
+void uhmm_source_after_fork_child(void)
+{
+	/*
+	 * The parent's userfaultfd: reading it here would steal the parent's
+	 * events, and its reader thread does not exist in the child. Close
+	 * it; the next monitored open creates the child's own source.
+	 */
+	if (the_source) {
+		uhmm_prim_close(the_source->uffd);
+		uhmm_prim_close(the_source->wake_fd);
+		parent_source = the_source;
+		the_source = NULL;
+	}
+	pthread_mutex_init(&source_lock, NULL);
+}
