@@ -45,6 +45,9 @@ void uhmm_prim_eventfd_signal(int fd);
 void uhmm_prim_eventfd_drain(int fd);
 void uhmm_prim_close(int fd);
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+unsigned long long uhmm_prim_now_ns(void);
+
 /* ---- the process's mappings ---- */
 
 struct uhmm_vma {

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "prim/prim.h"
@@ -107,6 +108,15 @@ void uhmm_prim_eventfd_drain(int fd)
 	uint64_t v;
 
 	(void)!read(fd, &v, sizeof(v));
+}
+
+unsigned long long uhmm_prim_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL +
+	       (unsigned long long)ts.tv_nsec;
 }
 
 void uhmm_prim_close(int fd)

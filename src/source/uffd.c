@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "core/internal.h"
+#include "core/options.h"
 #include "prim/prim.h"
 #include "source/source.h"
 
@@ -46,21 +47,46 @@ bool uhmm_source_on_reader(void)
 
 /* ---- arming ---- */
 
-/* Does any armed subscription overlap [start, end)? Under arm_lock. */
+/*
+ * Each armed subscription has a node in src->arms covering its range and
+ * every mapping registered on its behalf (the "hull"): mappings are
+ * registered whole, and may later be split, so a subscription over two
+ * pages can hold a registration far wider than itself. A mapping stays
+ * registered while any node overlaps it; removing a node re-examines
+ * every mapping under its hull. Under arm_lock throughout.
+ */
+
 static bool armed_overlap(struct uhmm_source *src, unsigned long start,
 			  unsigned long end)
 {
 	return uhmm_itree_first(&src->arms, start, end - 1) != NULL;
 }
 
+/* Grow sub's node to cover [start, end). */
+static void hull_extend(struct uhmm_source *src,
+			struct uhmm_interval_notifier *sub, unsigned long start,
+			unsigned long end)
+{
+	struct uhmm_itree_node *n = &sub->arm_node;
+
+	if (start >= n->start && end - 1 <= n->last)
+		return;
+	uhmm_itree_remove(&src->arms, n);
+	if (start < n->start)
+		n->start = start;
+	if (end - 1 > n->last)
+		n->last = end - 1;
+	uhmm_itree_insert(&src->arms, n);
+}
+
 /*
- * Register every mapping that overlaps [start, end), whole. A mapping can
- * change between the lookup and the registration; the kernel then answers
- * EINVAL, and the lookup is retried to tell a race from a mapping that
- * cannot be registered.
+ * Register every mapping that overlaps [start, end) for sub, whole. A
+ * mapping can change between the lookup and the registration; the kernel
+ * then answers EINVAL, and the lookup is retried to tell a race from a
+ * mapping that cannot be registered.
  */
-static int arm_vmas(struct uhmm_source *src, unsigned long start,
-		    unsigned long end)
+static int arm_vmas(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
+		    unsigned long start, unsigned long end)
 {
 	unsigned long addr = start;
 	int races = 0;
@@ -74,6 +100,9 @@ static int arm_vmas(struct uhmm_source *src, unsigned long start,
 			return 0;
 		if (ret)
 			return ret;
+		/* In the hull before the kernel registers it, so a failure
+		 * half way still gets it unregistered. */
+		hull_extend(src, sub, vma.start, vma.end);
 		ret = uhmm_prim_uffd_register(src->uffd, vma.start,
 					      vma.end - vma.start);
 		if (ret == -EINVAL) {
@@ -90,16 +119,15 @@ static int arm_vmas(struct uhmm_source *src, unsigned long start,
 	return 0;
 }
 
-/* Unregister the mappings overlapping [start, end) that no armed
- * subscription overlaps. */
+/* Unregister the mappings overlapping [start, end] that no node overlaps. */
 static void disarm_vmas(struct uhmm_source *src, unsigned long start,
-			unsigned long end)
+			unsigned long last)
 {
 	unsigned long addr = start;
 	struct uhmm_vma vma;
 
-	while (addr < end && uhmm_prim_vma_find(addr, &vma) == 0 &&
-	       vma.start < end) {
+	while (addr <= last && uhmm_prim_vma_find(addr, &vma) == 0 &&
+	       vma.start <= last) {
 		/* Another uffd's mapping refuses with EINVAL: not ours. */
 		if (!armed_overlap(src, vma.start, vma.end))
 			uhmm_prim_uffd_unregister(src->uffd, vma.start,
@@ -113,6 +141,16 @@ static unsigned long sub_end(const struct uhmm_interval_notifier *sub)
 	/* A range reaching the top of the address space has no end; no
 	 * mapping reaches it either. */
 	return sub->node.last == ~0UL ? ~0UL : sub->node.last + 1;
+}
+
+static void disarm_locked(struct uhmm_source *src,
+			  struct uhmm_interval_notifier *sub)
+{
+	if (!sub->armed)
+		return;
+	uhmm_itree_remove(&src->arms, &sub->arm_node);
+	sub->armed = 0;
+	disarm_vmas(src, sub->arm_node.start, sub->arm_node.last);
 }
 
 int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
@@ -131,25 +169,11 @@ int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
 		pthread_mutex_unlock(&src->arm_lock);
 		return 0;
 	}
-	ret = arm_vmas(src, sub->node.start, sub_end(sub));
-	if (ret && !rearm) {
-		uhmm_itree_remove(&src->arms, &sub->arm_node);
-		sub->armed = 0;
-		disarm_vmas(src, sub->node.start, sub_end(sub));
-	}
+	ret = arm_vmas(src, sub, sub->node.start, sub_end(sub));
+	if (ret && !rearm)
+		disarm_locked(src, sub);
 	pthread_mutex_unlock(&src->arm_lock);
 	return ret;
-}
-
-/* Under arm_lock. */
-static void disarm_locked(struct uhmm_source *src,
-			  struct uhmm_interval_notifier *sub)
-{
-	if (!sub->armed)
-		return;
-	uhmm_itree_remove(&src->arms, &sub->arm_node);
-	sub->armed = 0;
-	disarm_vmas(src, sub->node.start, sub_end(sub));
 }
 
 void uhmm_source_disarm(struct uhmm_source *src,
@@ -163,33 +187,61 @@ void uhmm_source_disarm(struct uhmm_source *src,
 /*
  * After an UNMAP or REMAP over [start, end): a new mapping may have taken
  * the place of the old one (mmap(MAP_FIXED)), unregistered. Register it
- * where a subscription covers it, before the in-flight mark comes down.
+ * where a subscription's range covers it, before the in-flight mark comes
+ * down. Nodes grow while registering, so the overlapping subscriptions
+ * are collected first.
  */
 static void rearm_after_event(struct uhmm_source *src, unsigned long start,
 			      unsigned long end)
 {
+	struct uhmm_interval_notifier **subs = NULL;
 	struct uhmm_itree_node *n;
+	size_t count = 0, cap = 0;
 
 	pthread_mutex_lock(&src->arm_lock);
 	for (n = uhmm_itree_first(&src->arms, start, end - 1); n;
 	     n = uhmm_itree_next(n, start, end - 1)) {
-		unsigned long s = n->start > start ? n->start : start;
-		unsigned long e = n->last < end - 1 ? n->last + 1 : end;
+		struct uhmm_interval_notifier *sub = arm_sub_of(n);
 
-		if (arm_vmas(src, s, e))
+		/* Only the subscription's own range asks for arming. */
+		if (sub->node.start >= end || sub->node.last < start)
+			continue;
+		if (count == cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			void *p = realloc(subs, ncap * sizeof(*subs));
+
+			if (!p) {
+				__atomic_fetch_add(&src->arm_errors, 1,
+						   __ATOMIC_RELAXED);
+				break;
+			}
+			subs = p;
+			cap = ncap;
+		}
+		subs[count++] = sub;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct uhmm_interval_notifier *sub = subs[i];
+		unsigned long s = sub->node.start > start ? sub->node.start
+							  : start;
+		unsigned long e = sub->node.last < end - 1 ? sub->node.last + 1
+							   : end;
+
+		if (arm_vmas(src, sub, s, e))
 			__atomic_fetch_add(&src->arm_errors, 1,
 					   __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&src->arm_lock);
+	free(subs);
 }
 
 /* After a REMAP to [start, end): the moved mapping stays registered; keep
- * it so only where a subscription covers it. */
+ * it so only where a subscription needs it. */
 static void disarm_after_move(struct uhmm_source *src, unsigned long start,
 			      unsigned long end)
 {
 	pthread_mutex_lock(&src->arm_lock);
-	disarm_vmas(src, start, end);
+	disarm_vmas(src, start, end - 1);
 	pthread_mutex_unlock(&src->arm_lock);
 }
 
@@ -288,15 +340,33 @@ static size_t read_and_dispatch(struct uhmm_source *src)
 	return total;
 }
 
+/*
+ * The reader. After a batch it may keep polling for a while (option
+ * UHMM_READER_SPIN_US) before it sleeps: an unmapping thread then waits
+ * for a read instead of a cross-CPU wake-up, which is most of the cost a
+ * registered munmap pays (see bench/events.c).
+ */
 static void *reader_main(void *arg)
 {
 	struct uhmm_source *src = arg;
+	unsigned long long spin_ns = uhmm_option(UHMM_OPT_READER_SPIN_US) * 1000ULL;
+	unsigned long long spin_until = 0;
 
 	on_reader = true;
 	for (;;) {
 		unsigned long sync_seen;
-		int ready = uhmm_prim_wait2(src->uffd, src->wake_fd, -1);
+		int ready;
 
+		if (spin_until) {
+			ready = uhmm_prim_wait2(src->uffd, src->wake_fd, 0);
+			if (ready == 0) {
+				if (uhmm_prim_now_ns() > spin_until)
+					spin_until = 0;
+				continue;
+			}
+		} else {
+			ready = uhmm_prim_wait2(src->uffd, src->wake_fd, -1);
+		}
 		if (ready < 0)
 			continue;
 		if (ready & 2)
@@ -309,7 +379,8 @@ static void *reader_main(void *arg)
 				 __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&src->batch_lock);
 
-		read_and_dispatch(src);
+		if (read_and_dispatch(src) && spin_ns)
+			spin_until = uhmm_prim_now_ns() + spin_ns;
 
 		pthread_mutex_lock(&src->batch_lock);
 		__atomic_store_n(&src->batch_seq, src->batch_seq + 1,

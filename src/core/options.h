@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tunables: one table (options.c), each settable by an environment
+ * variable read once, with a documented default. README lists them.
+ */
+#ifndef UHMM_CORE_OPTIONS_H
+#define UHMM_CORE_OPTIONS_H
+
+enum uhmm_option {
+	/* Microseconds the event reader keeps polling after a batch before
+	 * it sleeps: a burst of unmaps then skips the wake-up. */
+	UHMM_OPT_READER_SPIN_US,
+	UHMM_OPT_COUNT
+};
+
+long uhmm_option(enum uhmm_option opt);
+
+#endif

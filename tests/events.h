@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for the tests of kernel events (the userfaultfd source): a device
+ * that logs every callback's (event, start, end), a check of the exact log,
+ * and small mapping helpers. One event can be followed by another (mremap
+ * move: REMAP then UNMAP), so t_dev's last_range is not enough.
+ *
+ * Waiting: after a syscall in this thread, uhmm_interval_read_begin() waits
+ * for the events it caused (t_log_wait); to prove that NO event came, use
+ * uhmm_mm_sync() and compare the source's event count (t_events).
+ */
+#ifndef UHMM_TEST_EVENTS_H
+#define UHMM_TEST_EVENTS_H
+
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "core/internal.h"
+#include "source/source.h"
+#include "device.h"
+
+#define T_LOG_MAX 16
+
+struct t_ev {
+	enum uhmm_event event;
+	unsigned long start, end;
+};
+
+struct t_log {
+	struct t_dev dev;
+	int n;				/* [dev.lock] callbacks seen */
+	struct t_ev ev[T_LOG_MAX];	/* [dev.lock] the first T_LOG_MAX */
+};
+
+static unsigned long t_page;
+
+static inline bool t_log_hook(struct t_dev *dev,
+			      const struct uhmm_notifier_range *r)
+{
+	struct t_log *l = (struct t_log *)((char *)dev -
+					   offsetof(struct t_log, dev));
+
+	pthread_mutex_lock(&dev->lock);
+	if (l->n < T_LOG_MAX)
+		l->ev[l->n] = (struct t_ev){ r->event, r->start, r->end };
+	l->n++;
+	pthread_mutex_unlock(&dev->lock);
+	return true;
+}
+
+static inline int t_log_insert(struct t_log *l, struct uhmm_mm *mm,
+			       unsigned long start, unsigned long length)
+{
+	memset(l, 0, sizeof(*l));
+	l->dev.hook = t_log_hook;
+	return t_dev_insert(&l->dev, mm, start, length);
+}
+
+/* Wait for the events of syscalls this thread already made. */
+static inline void t_log_wait(struct t_log *l)
+{
+	(void)uhmm_interval_read_begin(&l->dev.sub);
+}
+
+static inline const char *t_ev_name(enum uhmm_event e)
+{
+	switch (e) {
+	case UHMM_EVENT_UNMAP: return "UNMAP";
+	case UHMM_EVENT_CLEAR: return "CLEAR";
+	case UHMM_EVENT_REMAP: return "REMAP";
+	case UHMM_EVENT_PROTECTION: return "PROTECTION";
+	case UHMM_EVENT_RELEASE: return "RELEASE";
+	}
+	return "?";
+}
+
+/* Compare l's log with exp[0..n), print both on a mismatch, then clear it. */
+static inline void t_check_log(const char *file, int line, struct t_log *l,
+			       const struct t_ev *exp, int n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&l->dev.lock);
+	ok = l->n == n;
+	for (int i = 0; ok && i < n; i++)
+		ok = l->ev[i].event == exp[i].event &&
+		     l->ev[i].start == exp[i].start && l->ev[i].end == exp[i].end;
+	if (!ok) {
+		fprintf(stderr, "%s:%d: event log mismatch\n  expected:", file,
+			line);
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, " %s[%#lx,%#lx)", t_ev_name(exp[i].event),
+				exp[i].start, exp[i].end);
+		fprintf(stderr, "%s\n  got:     ", n ? "" : " none");
+		for (int i = 0; i < l->n && i < T_LOG_MAX; i++)
+			fprintf(stderr, " %s[%#lx,%#lx)",
+				t_ev_name(l->ev[i].event), l->ev[i].start,
+				l->ev[i].end);
+		fprintf(stderr, "%s\n", l->n ? "" : " none");
+		t_failed = 1;
+	}
+	l->n = 0;
+	pthread_mutex_unlock(&l->dev.lock);
+}
+
+#define T_EV(e, s, en) { UHMM_EVENT_##e, (unsigned long)(s), (unsigned long)(en) }
+/* CHECK_LOG(l, T_EV(UNMAP, a, b), ...): exactly these callbacks, in order. */
+#define CHECK_LOG(l, ...)                                                      \
+	do {                                                                   \
+		const struct t_ev exp_[] = { __VA_ARGS__ };                   \
+		t_check_log(__FILE__, __LINE__, (l), exp_,                     \
+			    (int)(sizeof(exp_) / sizeof(exp_[0])));            \
+	} while (0)
+#define CHECK_NO_LOG(l) t_check_log(__FILE__, __LINE__, (l), NULL, 0)
+
+/* Open a monitored mm, or skip where userfaultfd cannot be used. */
+static inline struct uhmm_mm *t_open(void)
+{
+	struct uhmm_mm *mm;
+	int ret = uhmm_mm_open(&mm, 0);
+
+	t_page = (unsigned long)sysconf(_SC_PAGESIZE);
+	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
+		SKIP("no userfaultfd event source here: %s", strerror(-ret));
+	REQUIRE(ret == 0);
+	return mm;
+}
+
+/* Events read from the kernel so far, by the process's source. */
+static inline unsigned long t_events(struct uhmm_mm *mm)
+{
+	return __atomic_load_n(&mm->source->events, __ATOMIC_SEQ_CST);
+}
+
+/* n pages of private anonymous memory, touched. */
+static inline char *t_map(unsigned long n)
+{
+	char *p = mmap(NULL, n * t_page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	REQUIRE(p != MAP_FAILED);
+	memset(p, 1, n * t_page);
+	return p;
+}
+
+/*
+ * Is the mapping at addr registered with a userfaultfd in write-protect
+ * mode ("uw" in its smaps VmFlags)? 1 yes, 0 no, -1 no mapping there.
+ */
+static inline int t_registered(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	unsigned long a = (unsigned long)addr, s, e;
+	char line[512];
+	int in = 0, ret = -1;
+
+	REQUIRE(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = s <= a && a < e;
+			continue;
+		}
+		if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			ret = strstr(line, " uw") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+#endif
