@@ -78,8 +78,8 @@ struct uhmm_mm;
  * Every open returns a new struct uhmm_mm holding one user reference.
  * Without UHMM_MM_NO_MONITOR it is fed by the process's kernel event
  * source: one userfaultfd (user-mode faults only, so no privilege is
- * needed) and one reader thread, both shared by every monitored mm of the
- * process and created by the first open. Subscriptions then hear of every
+ * needed) and two threads that read and dispatch its events, all shared by
+ * every monitored mm of the process and created by the first open. Subscriptions then hear of every
  * munmap, mremap, madvise(MADV_DONTNEED/FREE/REMOVE), brk shrink and
  * mmap(MAP_FIXED) over their range, from any thread and any library,
  * whether it went through libc or not. mprotect() and fallocate() hole
@@ -99,7 +99,7 @@ struct uhmm_mm;
  *   -ENOSYS      the kernel has no userfaultfd; likewise
  *   -EOPNOTSUPP  the kernel lacks a needed userfaultfd feature (asynchronous
  *                write protection, Linux 6.7); likewise
- *   -EAGAIN      the reader thread could not be created
+ *   -EAGAIN      the event threads could not be created
  */
 UHMM_API int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags);
 
@@ -247,11 +247,11 @@ struct uhmm_interval_notifier_ops {
 	 * uhmm_interval_read_begin() on a subscription of the same mm
 	 * (it would wait for the window this callback is part of).
 	 *
-	 * Kernel events are dispatched from uhmm's reader thread. There a
-	 * callback must never unmap, mremap or madvise-discard memory that
-	 * a subscription covers: the kernel would wait for the reader to
-	 * read that event, and the reader is the thread waiting. Hand such
-	 * work to another thread.
+	 * Kernel events are dispatched on uhmm's dispatcher thread, which
+	 * takes no signals. A callback there may unmap or free memory that a
+	 * subscription covers: the kernel holds such an unmap until its
+	 * event is read, and reading is done by a separate thread that runs
+	 * no callback. The new event is dispatched after this one.
 	 */
 	bool (*invalidate)(struct uhmm_interval_notifier *sub,
 			   const struct uhmm_notifier_range *range,

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The kernel event source: one userfaultfd per process, shared by every
- * monitored uhmm_mm, and the reader thread that turns its events into
+ * monitored uhmm_mm, and the two threads that turn its events into
  * invalidation windows.
  */
 #ifndef UHMM_SOURCE_H
 #define UHMM_SOURCE_H
 
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -14,30 +15,50 @@
 #include "core/itree.h"
 
 /*
+ * Two threads serve the source. The reader only reads: it runs no user
+ * code and frees nothing, so it can never end up waiting for an event it
+ * has to read itself. The dispatcher runs the invalidation windows, and
+ * with them the subscribers' callbacks, which may therefore unmap or free
+ * anything: the reader reads that event too, while the callback waits.
+ *
  * Happens-before (DESIGN.md invariant 8). The kernel lets the thread that
  * unmapped go as soon as the reader has *read* the event, before anything
- * was invalidated. So the reader raises a mark before read() and lowers it
- * after dispatch:
+ * was invalidated. So every read is a numbered batch, and its ticket is
+ * taken before read():
  *
- *	reader:  batch_seq++ (odd)  read()  dispatch windows  batch_seq++ (even)
- *	                              |
+ *	reader:      read_ticket = t   read()   queue batch t
+ *	                                 |
  *	munmap():  ... blocked ... released --> returns --> read_begin()
+ *	dispatcher:                   run batch t's windows   done_ticket = t
  *
- * A read_begin() that starts after munmap() returned therefore either sees
- * batch_seq odd and waits for it to change (the dispatch is done), or sees
- * it even because the dispatch already is. Either way the invalidation
- * happened before read_begin() loads the subscription's seq.
+ * read_begin() loads read_ticket and waits until done_ticket reaches it.
+ * A munmap() that returned was read in a batch whose ticket was taken
+ * before, so its invalidation is complete before read_begin() loads the
+ * subscription's seq. Batches taken later do not hold it up.
  */
+#define UHMM_BATCH_MSGS 32
+
+struct uhmm_batch {
+	struct uhmm_batch *next;
+	unsigned long ticket;
+	unsigned long sync_seen;	/* sync requests it answers */
+	size_t n;
+	struct uffd_msg msgs[UHMM_BATCH_MSGS];
+};
+
 struct uhmm_source {
 	int uffd;
 	int wake_fd;		/* eventfd: uhmm_mm_sync() wakes the reader */
 
-	/* [batch_lock] to write; batch_seq is read lock-free. */
-	pthread_mutex_t batch_lock;
-	pthread_cond_t batch_done;	/* broadcast when batch_seq goes even */
-	unsigned long batch_seq;	/* odd while events are in flight */
+	/* [queue_lock] batches read, in ticket order. */
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_cond;	/* signalled when a batch is queued */
+	pthread_cond_t done_cond;	/* broadcast when done_ticket moves */
+	struct uhmm_batch *queue_head, **queue_tail;
+	unsigned long read_ticket;	/* [queue_lock] to write; atomic */
+	unsigned long done_ticket;	/* [queue_lock] to write; atomic */
 	unsigned long sync_requested;	/* bumped by each uhmm_mm_sync() */
-	unsigned long sync_done;	/* requests covered by a full pass */
+	unsigned long sync_done;	/* requests answered by a full pass */
 
 	pthread_mutex_t mms_lock;
 	struct uhmm_mm *mms;	/* [mms_lock] attached, via source_next */
@@ -80,12 +101,16 @@ int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
 void uhmm_source_disarm(struct uhmm_source *src,
 			struct uhmm_interval_notifier *sub);
 
-/* Wait until no event is in flight (see above). Cheap when none is. */
-void uhmm_source_wait_events_slow(struct uhmm_source *src);
+/* Wait until every batch read so far is dispatched (see above). Two loads
+ * when none is in flight. */
+void uhmm_source_wait_events_slow(struct uhmm_source *src, unsigned long ticket);
 static inline void uhmm_source_wait_events(struct uhmm_source *src)
 {
-	if (__atomic_load_n(&src->batch_seq, __ATOMIC_SEQ_CST) & 1)
-		uhmm_source_wait_events_slow(src);
+	unsigned long ticket = __atomic_load_n(&src->read_ticket,
+					       __ATOMIC_SEQ_CST);
+
+	if (__atomic_load_n(&src->done_ticket, __ATOMIC_ACQUIRE) != ticket)
+		uhmm_source_wait_events_slow(src, ticket);
 }
 
 /* Wait until every event queued before the call has been dispatched. */
@@ -93,8 +118,5 @@ int uhmm_source_sync(struct uhmm_source *src);
 
 /* In a fork child: the parent's source is not ours; forget it. */
 void uhmm_source_after_fork_child(void);
-
-/* Is this thread the event reader? */
-bool uhmm_source_on_reader(void);
 
 #endif

@@ -6,9 +6,10 @@
  * and REMAP events and asynchronous write protection. Mappings are
  * registered in write-protect mode and never write-protected, so no page
  * fault is ever delivered: the file descriptor only reports changes to the
- * address space. A reader thread, started with the first monitored mm,
- * turns each event into a blockable invalidation window on every attached
- * mm.
+ * address space. Two threads, started with the first monitored mm, turn
+ * each event into a blockable invalidation window on every attached mm: a
+ * reader that only reads, and a dispatcher that runs the windows (why two:
+ * source.h).
  *
  * Arming. The kernel reports only what happens to registered mappings, and
  * registers only mappings that exist when asked. So:
@@ -38,12 +39,7 @@
 static pthread_mutex_t source_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uhmm_source *the_source;	/* [source_lock] this process's */
 static struct uhmm_source *parent_source; /* a fork child keeps it reachable */
-static __thread bool on_reader;
-
-bool uhmm_source_on_reader(void)
-{
-	return on_reader;
-}
+static __thread bool on_dispatcher;
 
 /* ---- arming ---- */
 
@@ -245,7 +241,7 @@ static void disarm_after_move(struct uhmm_source *src, unsigned long start,
 	pthread_mutex_unlock(&src->arm_lock);
 }
 
-/* ---- the reader ---- */
+/* ---- the dispatcher ---- */
 
 /* Take a user reference on every attached mm, so none is released while
  * its windows run. Returns the count; *mmsp is malloc'ed. */
@@ -315,46 +311,81 @@ static void dispatch(struct uhmm_source *src, const struct uffd_msg *msg,
 				  msg->arg.remap.to + msg->arg.remap.len);
 }
 
-/* Read and dispatch everything queued; returns the number of events. */
-static size_t read_and_dispatch(struct uhmm_source *src)
+static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
 {
-	struct uffd_msg msgs[32];
-	struct uhmm_mm **mms = NULL;
-	size_t nmms = 0, total = 0;
-	bool grabbed = false;
-	ssize_t n;
+	struct uhmm_mm **mms;
+	size_t nmms;
 
-	while ((n = uhmm_prim_uffd_read(src->uffd, msgs, 32)) > 0) {
-		if (!grabbed) {
-			nmms = grab_mms(src, &mms);
-			grabbed = true;
-		}
-		for (ssize_t i = 0; i < n; i++)
-			dispatch(src, &msgs[i], mms, nmms);
-		total += (size_t)n;
-	}
+	if (!b->n)
+		return;
+	nmms = grab_mms(src, &mms);
+	for (size_t i = 0; i < b->n; i++)
+		dispatch(src, &b->msgs[i], mms, nmms);
 	for (size_t i = 0; i < nmms; i++)
 		uhmm_mm_close(mms[i]);
 	free(mms);
-	__atomic_fetch_add(&src->events, total, __ATOMIC_RELAXED);
-	return total;
+	__atomic_fetch_add(&src->events, b->n, __ATOMIC_RELAXED);
+}
+
+static void *dispatcher_main(void *arg)
+{
+	struct uhmm_source *src = arg;
+
+	on_dispatcher = true;
+	for (;;) {
+		struct uhmm_batch *b;
+
+		pthread_mutex_lock(&src->queue_lock);
+		while (!src->queue_head)
+			pthread_cond_wait(&src->queue_cond, &src->queue_lock);
+		b = src->queue_head;
+		src->queue_head = b->next;
+		if (!src->queue_head)
+			src->queue_tail = &src->queue_head;
+		pthread_mutex_unlock(&src->queue_lock);
+
+		dispatch_batch(src, b);
+
+		pthread_mutex_lock(&src->queue_lock);
+		__atomic_store_n(&src->done_ticket, b->ticket, __ATOMIC_RELEASE);
+		src->sync_done = b->sync_seen;
+		pthread_mutex_unlock(&src->queue_lock);
+		pthread_cond_broadcast(&src->done_cond);
+		free(b);
+	}
+	return NULL;
+}
+
+/* ---- the reader ---- */
+
+static struct uhmm_batch *batch_alloc(void)
+{
+	struct uhmm_batch *b;
+
+	/* Events cannot be left unread: wait for memory instead. */
+	while (!(b = malloc(sizeof(*b))))
+		uhmm_prim_wait2(-1, -1, 1);
+	b->next = NULL;
+	return b;
 }
 
 /*
- * The reader. After a batch it may keep polling for a while (option
- * UHMM_READER_SPIN_US) before it sleeps: an unmapping thread then waits
- * for a read instead of a cross-CPU wake-up, which is most of the cost a
- * registered munmap pays (see bench/events.c).
+ * The reader runs no user code and frees nothing (free() may trim the
+ * heap, an unmap this thread would then wait on forever). After a batch
+ * it may keep polling for a while (option UHMM_READER_SPIN_US) before it
+ * sleeps: an unmapping thread then waits for a read instead of a
+ * cross-CPU wake-up, most of what a registered munmap pays.
  */
 static void *reader_main(void *arg)
 {
 	struct uhmm_source *src = arg;
-	unsigned long long spin_ns = uhmm_option(UHMM_OPT_READER_SPIN_US) * 1000ULL;
+	unsigned long long spin_ns =
+		(unsigned long long)uhmm_option(UHMM_OPT_READER_SPIN_US) * 1000;
 	unsigned long long spin_until = 0;
 
-	on_reader = true;
 	for (;;) {
-		unsigned long sync_seen;
+		struct uhmm_batch *b;
+		ssize_t n;
 		int ready;
 
 		if (spin_until) {
@@ -372,55 +403,55 @@ static void *reader_main(void *arg)
 		if (ready & 2)
 			uhmm_prim_eventfd_drain(src->wake_fd);
 
-		/* Raise the mark before read(): see source.h. */
-		pthread_mutex_lock(&src->batch_lock);
-		sync_seen = src->sync_requested;
-		__atomic_store_n(&src->batch_seq, src->batch_seq + 1,
-				 __ATOMIC_SEQ_CST);
-		pthread_mutex_unlock(&src->batch_lock);
+		/* The ticket goes up before read(): see source.h. */
+		b = batch_alloc();
+		pthread_mutex_lock(&src->queue_lock);
+		b->sync_seen = src->sync_requested;
+		b->ticket = src->read_ticket + 1;
+		__atomic_store_n(&src->read_ticket, b->ticket, __ATOMIC_SEQ_CST);
+		pthread_mutex_unlock(&src->queue_lock);
 
-		if (read_and_dispatch(src) && spin_ns)
+		n = uhmm_prim_uffd_read(src->uffd, b->msgs, UHMM_BATCH_MSGS);
+		b->n = n > 0 ? (size_t)n : 0;
+
+		pthread_mutex_lock(&src->queue_lock);
+		*src->queue_tail = b;
+		src->queue_tail = &b->next;
+		pthread_mutex_unlock(&src->queue_lock);
+		pthread_cond_signal(&src->queue_cond);
+
+		if (n > 0 && spin_ns)
 			spin_until = uhmm_prim_now_ns() + spin_ns;
-
-		pthread_mutex_lock(&src->batch_lock);
-		__atomic_store_n(&src->batch_seq, src->batch_seq + 1,
-				 __ATOMIC_SEQ_CST);
-		src->sync_done = sync_seen;
-		pthread_mutex_unlock(&src->batch_lock);
-		pthread_cond_broadcast(&src->batch_done);
 	}
 	return NULL;
 }
 
-void uhmm_source_wait_events_slow(struct uhmm_source *src)
+void uhmm_source_wait_events_slow(struct uhmm_source *src, unsigned long ticket)
 {
-	unsigned long seq;
-
-	/* The reader dispatching its own batch cannot wait for it. */
-	if (on_reader)
+	/* The dispatcher cannot wait for the batch it is dispatching. */
+	if (on_dispatcher)
 		return;
-	pthread_mutex_lock(&src->batch_lock);
-	seq = src->batch_seq;
-	while ((seq & 1) && src->batch_seq == seq)
-		pthread_cond_wait(&src->batch_done, &src->batch_lock);
-	pthread_mutex_unlock(&src->batch_lock);
+	pthread_mutex_lock(&src->queue_lock);
+	while ((long)(src->done_ticket - ticket) < 0)
+		pthread_cond_wait(&src->done_cond, &src->queue_lock);
+	pthread_mutex_unlock(&src->queue_lock);
 }
 
 int uhmm_source_sync(struct uhmm_source *src)
 {
 	unsigned long ticket;
 
-	if (on_reader)
+	if (on_dispatcher)
 		return -EDEADLK;
-	pthread_mutex_lock(&src->batch_lock);
+	pthread_mutex_lock(&src->queue_lock);
 	ticket = ++src->sync_requested;
-	pthread_mutex_unlock(&src->batch_lock);
+	pthread_mutex_unlock(&src->queue_lock);
 	uhmm_prim_eventfd_signal(src->wake_fd);
 
-	pthread_mutex_lock(&src->batch_lock);
+	pthread_mutex_lock(&src->queue_lock);
 	while ((long)(src->sync_done - ticket) < 0)
-		pthread_cond_wait(&src->batch_done, &src->batch_lock);
-	pthread_mutex_unlock(&src->batch_lock);
+		pthread_cond_wait(&src->done_cond, &src->queue_lock);
+	pthread_mutex_unlock(&src->queue_lock);
 	return 0;
 }
 
@@ -431,7 +462,7 @@ static int source_create(struct uhmm_source **srcp)
 	struct uhmm_source *src;
 	sigset_t all, old;
 	pthread_attr_t attr;
-	pthread_t reader;
+	pthread_t thread;
 	int ret;
 
 	src = calloc(1, sizeof(*src));
@@ -443,22 +474,28 @@ static int source_create(struct uhmm_source **srcp)
 		ret = uhmm_prim_eventfd(&src->wake_fd);
 	if (ret)
 		goto fail;
-	pthread_mutex_init(&src->batch_lock, NULL);
-	pthread_cond_init(&src->batch_done, NULL);
+	pthread_mutex_init(&src->queue_lock, NULL);
+	pthread_cond_init(&src->queue_cond, NULL);
+	pthread_cond_init(&src->done_cond, NULL);
+	src->queue_tail = &src->queue_head;
 	pthread_mutex_init(&src->mms_lock, NULL);
 	pthread_mutex_init(&src->arm_lock, NULL);
 
 	/*
-	 * The reader takes no signals: a handler running there that unmapped
-	 * registered memory would wait for the reader itself, forever.
+	 * Neither thread takes signals: a handler running on the reader that
+	 * unmapped registered memory would wait for the reader itself.
 	 */
 	sigfillset(&all);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&reader, &attr, reader_main, src);
+	ret = -pthread_create(&thread, &attr, dispatcher_main, src);
+	if (!ret)
+		ret = -pthread_create(&thread, &attr, reader_main, src);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	/* A dispatcher without a reader waits forever, harmlessly; the
+	 * source is then not published and the next open tries again. */
 	if (ret)
 		goto fail;
 	*srcp = src;
