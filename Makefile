@@ -1,11 +1,13 @@
 # Entry points; CMake does the building. See README.md.
-#   make bench   build (Release) and run the benchmarks   (the main job)
+#   make run     build (Release) and run the main job: uhmm probe
 #   make check   build and run the whole test suite: Release, then
-#                ASan+UBSan (Debug) and TSan (the concurrency tests)
+#                ASan+UBSan (Debug build) and TSan (the concurrency tests)
+#   make bench   build (Release) and run the benchmarks
 JOBS ?= $(shell nproc)
-CMAKE_BUILD = cmake --build $(1) -j $(JOBS)
+# Long tests run a shorter pass under the sanitizers (they say so).
+SANITIZER_SCALE ?= 0.2
 
-.PHONY: all deps release check check-release check-asan check-tsan bench clean
+.PHONY: all deps release run check check-release check-asan check-tsan bench clean
 
 all: release
 
@@ -14,22 +16,25 @@ deps:
 
 release: deps
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-	$(call CMAKE_BUILD,build/release)
+	cmake --build build/release -j $(JOBS)
+
+run: release
+	build/release/uhmm probe
 
 check: check-release check-asan check-tsan
 
 check-release: release
-	cd build/release && ctest --output-on-failure
+	cd build/release && ctest --output-on-failure -j $(JOBS)
 
 check-asan: deps
 	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=address >/dev/null
-	$(call CMAKE_BUILD,build/asan)
-	cd build/asan && ctest --output-on-failure
+	cmake --build build/asan -j $(JOBS)
+	cd build/asan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS)
 
 check-tsan: deps
 	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=thread >/dev/null
-	$(call CMAKE_BUILD,build/tsan)
-	cd build/tsan && ctest --output-on-failure -L concurrency
+	cmake --build build/tsan -j $(JOBS)
+	cd build/tsan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -L concurrency
 
 bench: release
 	@for b in build/release/bench-*; do echo "== $$b"; $$b || exit 1; done
