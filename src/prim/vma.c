@@ -110,7 +110,11 @@ int uhmm_prim_vma_find(unsigned long addr, struct uhmm_vma *vma)
 	if (works != 0) {
 		fd = maps_open();
 		if (fd >= 0) {
+			/* One query at a time on the shared file: the kernel
+			 * keeps per-file state for it. */
+			pthread_mutex_lock(&maps_lock);
 			ret = vma_query(fd, addr, vma);
+			pthread_mutex_unlock(&maps_lock);
 			if (ret == 0 || ret == -ENOENT) {
 				__atomic_store_n(&procmap_query_works, 1,
 						 __ATOMIC_RELAXED);
