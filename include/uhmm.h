@@ -115,6 +115,10 @@ UHMM_API int uhmm_mm_get(struct uhmm_mm *mm);
 /*
  * uhmm_mm_close - drop a user reference.
  *
+ * A close that is not the last may still find itself last: uhmm's event
+ * dispatcher holds a user reference while it runs a batch, and then the
+ * release runs on the dispatcher thread when the batch ends.
+ *
  * Closing the last user releases the address space: every subscription still
  * inserted gets exactly one invalidation with UHMM_EVENT_RELEASE over the
  * whole address space, after any open invalidation window has closed, and
@@ -207,7 +211,8 @@ UHMM_API int uhmm_mm_invalidate(struct uhmm_mm *mm, unsigned long start,
  * do NOT call uhmm_mm_invalidate_end(), retry in a context that may block.
  * Returns 0 (window open), or:
  *   -EAGAIN  non-blockable and a callback refused; the window is closed
- *   -EINVAL  mm or range is NULL, end <= start, bad event, or the range is
+ *   -EINVAL  mm or range is NULL, end <= start, event is not a uhmm_event
+ *            or is UHMM_EVENT_RELEASE, unknown flags, or the range is
  *            already an open window (zero-initialise a new range)
  *   -ESRCH   the last user closed the mm
  *   -ECHILD  mm was inherited through fork()
@@ -247,6 +252,8 @@ struct uhmm_interval_notifier_ops {
 	 * uhmm_interval_read_begin() on a subscription of the same mm
 	 * (it would wait for the window this callback is part of).
 	 *
+	 * Windows for kernel events are blockable; a callback that refuses
+	 * one is counted as a bug and the window completes anyway.
 	 * Kernel events are dispatched on uhmm's dispatcher thread, which
 	 * takes no signals. A callback there may unmap or free memory that a
 	 * subscription covers: the kernel holds such an unmap until its
@@ -299,8 +306,8 @@ struct uhmm_interval_notifier {
  * until re-armed: uhmm re-arms after every unmap event in a subscribed
  * range (which covers mmap(MAP_FIXED) over it), and
  * uhmm_interval_notifier_arm() re-arms on demand (a new mmap into a hole
- * sends no event at all). Call it, or use uhmm_range_fault(), which does,
- * after read_begin and before trusting any mapping created after insert.
+ * sends no event at all). Call it after read_begin and before trusting any
+ * mapping created after insert.
  *
  * Returns 0, or:
  *   -EINVAL     sub, mm, ops or ops->invalidate is NULL
@@ -312,7 +319,7 @@ struct uhmm_interval_notifier {
  *               uhmm linked into the process
  *   -EOPNOTSUPP a mapping in the range cannot be watched (vdso, vvar,
  *               MAP_DROPPABLE)
- *   -ENOMEM     out of memory, or the kernel could not split a mapping
+ *   -ENOMEM     out of memory, in uhmm or in the kernel
  */
 UHMM_API int uhmm_interval_notifier_insert(
 	struct uhmm_interval_notifier *sub, struct uhmm_mm *mm,
@@ -339,6 +346,7 @@ UHMM_API int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub);
  * those created after insert (see uhmm_interval_notifier_insert()). Call it
  * after uhmm_interval_read_begin() and before reading translations of
  * mappings that may be new. A no-op with UHMM_MM_NO_MONITOR.
+ * A no-op (0) once the last user closed the mm: nothing is watched then.
  * Returns 0, or -EINVAL (sub is NULL), -ENOENT (sub is not inserted),
  * -ECHILD, -EBUSY, -EOPNOTSUPP, -ENOMEM as for insert.
  */
@@ -351,7 +359,9 @@ UHMM_API int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub);
  * until that window closes. With the kernel event source it also waits
  * while events that the kernel has already handed to uhmm are still being
  * dispatched: once munmap() has returned in any thread, a read_begin that
- * starts afterwards sees its invalidation.
+ * starts afterwards sees its invalidation. sub must be inserted. On a
+ * subscription inherited through fork() it delivers the child's
+ * UHMM_EVENT_RELEASE (see uhmm_mm_open()) and never waits.
  */
 UHMM_API unsigned long
 uhmm_interval_read_begin(struct uhmm_interval_notifier *sub);

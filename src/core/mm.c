@@ -191,10 +191,10 @@ int uhmm_mm_sync(struct uhmm_mm *mm)
 		return ret;
 	if (!__atomic_load_n(&mm->users, __ATOMIC_ACQUIRE))
 		return -ESRCH;
+	if (uhmm_in_callback())
+		return -EDEADLK;
 	/* Explicit invalidations are dispatched before they return. */
 	if (!mm->source)
 		return 0;
-	if (uhmm_in_callback())
-		return -EDEADLK;
 	return uhmm_source_sync(mm->source);
 }
