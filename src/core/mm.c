@@ -145,13 +145,16 @@ int uhmm_mm_check_owner(struct uhmm_mm *mm)
 	return -ECHILD;
 }
 
+/* 0 if mm is a valid mm of this process, else the error to return. */
+static int mm_usable(struct uhmm_mm *mm)
+{
+	return mm ? uhmm_mm_check_owner(mm) : -EINVAL;
+}
+
 int uhmm_mm_get(struct uhmm_mm *mm)
 {
-	int now, ret;
+	int now, ret = mm_usable(mm);
 
-	if (!mm)
-		return -EINVAL;
-	ret = uhmm_mm_check_owner(mm);
 	if (ret)
 		return ret;
 	return users_add_unless_zero(mm, 1, &now) ? 0 : -ESRCH;
@@ -159,11 +162,8 @@ int uhmm_mm_get(struct uhmm_mm *mm)
 
 int uhmm_mm_close(struct uhmm_mm *mm)
 {
-	int now, ret;
+	int now, ret = mm_usable(mm);
 
-	if (!mm)
-		return -EINVAL;
-	ret = uhmm_mm_check_owner(mm);
 	if (ret)
 		return ret;
 	/* The release below waits for the window this thread is part of. */
@@ -182,11 +182,8 @@ int uhmm_mm_close(struct uhmm_mm *mm)
 
 int uhmm_mm_sync(struct uhmm_mm *mm)
 {
-	int ret;
+	int ret = mm_usable(mm);
 
-	if (!mm)
-		return -EINVAL;
-	ret = uhmm_mm_check_owner(mm);
 	if (ret)
 		return ret;
 	if (!__atomic_load_n(&mm->users, __ATOMIC_ACQUIRE))

@@ -250,7 +250,11 @@ int uhmm_mm_invalidate(struct uhmm_mm *mm, unsigned long start,
 	return uhmm_mm_invalidate_end(mm, &range);
 }
 
-void uhmm_notifier_release(struct uhmm_mm *mm)
+/*
+ * Called with mm->lock held, no window open and mm->dead set: run the one
+ * RELEASE window over everything. Returns with the lock dropped.
+ */
+static void release_window(struct uhmm_mm *mm)
 {
 	struct uhmm_notifier_range range = {
 		.mm = mm,
@@ -263,6 +267,14 @@ void uhmm_notifier_release(struct uhmm_mm *mm)
 	struct uhmm_itree_node *first;
 	unsigned long seq;
 
+	first = window_open_locked(mm, 0, ULONG_MAX, &seq);
+	pthread_mutex_unlock(&mm->lock);
+	window_call(mm, &range, first, ULONG_MAX, seq);
+	window_close(mm);
+}
+
+void uhmm_notifier_release(struct uhmm_mm *mm)
+{
 	/*
 	 * Refuse new windows and inserts, then let the open windows close so
 	 * that their deferred inserts are in the tree: every subscription
@@ -273,26 +285,11 @@ void uhmm_notifier_release(struct uhmm_mm *mm)
 	mm->dead = true;
 	while (mm->active_invalidate_ranges)
 		pthread_cond_wait(&mm->wq, &mm->lock);
-	first = window_open_locked(mm, 0, ULONG_MAX, &seq);
-	pthread_mutex_unlock(&mm->lock);
-
-	window_call(mm, &range, first, ULONG_MAX, seq);
-	window_close(mm);
+	release_window(mm);
 }
 
 void uhmm_notifier_release_child(struct uhmm_mm *mm)
 {
-	struct uhmm_notifier_range range = {
-		.mm = mm,
-		.start = 0,
-		.end = ULONG_MAX,
-		.event = UHMM_EVENT_RELEASE,
-		.flags = UHMM_RANGE_BLOCKABLE,
-		.private_ = UHMM_WINDOW_OPEN,
-	};
-	struct uhmm_itree_node *first;
-	unsigned long seq;
-
 	pthread_mutex_lock(&mm->lock);
 	if (mm->child_released) {
 		pthread_mutex_unlock(&mm->lock);
@@ -312,11 +309,7 @@ void uhmm_notifier_release_child(struct uhmm_mm *mm)
 			apply_deferred(mm);
 		}
 	}
-	first = window_open_locked(mm, 0, ULONG_MAX, &seq);
-	pthread_mutex_unlock(&mm->lock);
-
-	window_call(mm, &range, first, ULONG_MAX, seq);
-	window_close(mm);
+	release_window(mm);
 }
 
 int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
