@@ -1,7 +1,7 @@
 # Entry points; CMake does the building. See README.md.
 #   make run     build (Release) and run the main job: uhmm probe
 #   make check   build and run the whole test suite: Release, then
-#                ASan+UBSan (Debug build) and TSan (the concurrency tests)
+#                ASan+UBSan (Debug build) and TSan (all but the fork tests)
 #   make bench   build (Release) and run the benchmarks
 JOBS ?= $(shell nproc)
 # Long tests run a shorter pass under the sanitizers (they say so).
@@ -34,7 +34,7 @@ check-asan: deps
 check-tsan: deps
 	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=thread >/dev/null
 	cmake --build build/tsan -j $(JOBS)
-	cd build/tsan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -L concurrency
+	cd build/tsan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS) -LE fork
 
 bench: release
 	@for b in build/release/bench-*; do echo "== $$b"; $$b || exit 1; done

@@ -243,87 +243,87 @@ static void disarm_after_move(struct uhmm_source *src, unsigned long start,
 
 /* ---- the dispatcher ---- */
 
-/* Take a user reference on every attached mm, so none is released while
- * its windows run. Returns the count; *mmsp is malloc'ed. */
-static size_t grab_mms(struct uhmm_source *src, struct uhmm_mm ***mmsp)
+/*
+ * The next attached mm after prev (the first if prev is NULL) that still
+ * has users, with a user reference taken, so it is neither released nor
+ * unlinked while its windows run.
+ */
+static struct uhmm_mm *next_live_mm(struct uhmm_source *src,
+				    struct uhmm_mm *prev)
 {
-	struct uhmm_mm **mms = NULL, *mm;
-	size_t n = 0, cap = 0;
+	struct uhmm_mm *mm;
 
 	pthread_mutex_lock(&src->mms_lock);
-	for (mm = src->mms; mm; mm = mm->source_next) {
-		if (n == cap) {
-			size_t ncap = cap ? 2 * cap : 8;
-			struct uhmm_mm **p = realloc(mms, ncap * sizeof(*p));
-
-			if (!p)
-				break;
-			mms = p;
-			cap = ncap;
-		}
-		if (uhmm_mm_get(mm) == 0)
-			mms[n++] = mm;
-	}
+	mm = prev ? prev->source_next : src->mms;
+	while (mm && uhmm_mm_get(mm))
+		mm = mm->source_next;
 	pthread_mutex_unlock(&src->mms_lock);
-	*mmsp = mms;
-	return n;
+	return mm;
 }
 
-static void dispatch(struct uhmm_source *src, const struct uffd_msg *msg,
-		     struct uhmm_mm **mms, size_t nmms)
+/* Decode an event; false for one uhmm did not ask for. */
+static bool decode(const struct uffd_msg *msg, unsigned long *start,
+		   unsigned long *end, enum uhmm_event *event)
+{
+	switch (msg->event) {
+	case UFFD_EVENT_UNMAP:
+		*start = msg->arg.remove.start;
+		*end = msg->arg.remove.end;
+		*event = UHMM_EVENT_UNMAP;
+		break;
+	case UFFD_EVENT_REMOVE:
+		*start = msg->arg.remove.start;
+		*end = msg->arg.remove.end;
+		*event = UHMM_EVENT_CLEAR;
+		break;
+	case UFFD_EVENT_REMAP:
+		*start = msg->arg.remap.from;
+		*end = msg->arg.remap.from + msg->arg.remap.len;
+		*event = UHMM_EVENT_REMAP;
+		break;
+	default:
+		/* WP_ASYNC: no fault events; nothing else was asked for. */
+		return false;
+	}
+	return *end > *start;
+}
+
+/*
+ * Run one window per event on every attached mm, then fix the armed set:
+ * mappings that replaced unmapped ones, and mappings moved by mremap.
+ * Nothing here allocates, so no event is ever dropped for lack of memory.
+ */
+static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
 {
 	unsigned long start, end;
 	enum uhmm_event event;
+	struct uhmm_mm *mm, *next;
 
-	switch (msg->event) {
-	case UFFD_EVENT_UNMAP:
-		start = msg->arg.remove.start;
-		end = msg->arg.remove.end;
-		event = UHMM_EVENT_UNMAP;
-		break;
-	case UFFD_EVENT_REMOVE:
-		start = msg->arg.remove.start;
-		end = msg->arg.remove.end;
-		event = UHMM_EVENT_CLEAR;
-		break;
-	case UFFD_EVENT_REMAP:
-		start = msg->arg.remap.from;
-		end = msg->arg.remap.from + msg->arg.remap.len;
-		event = UHMM_EVENT_REMAP;
-		break;
-	default:
-		/* Nothing else was asked for (WP_ASYNC: no fault events). */
-		return;
+	for (mm = next_live_mm(src, NULL); mm; mm = next) {
+		for (size_t i = 0; i < b->n; i++) {
+			if (!decode(&b->msgs[i], &start, &end, &event))
+				continue;
+			if (uhmm_mm_invalidate(mm, start, end, event) ==
+			    -EPROTO)
+				__atomic_fetch_add(&src->callback_bugs, 1,
+						   __ATOMIC_RELAXED);
+		}
+		next = next_live_mm(src, mm);
+		uhmm_mm_close(mm);
 	}
-	if (end <= start)
-		return;
 
-	for (size_t i = 0; i < nmms; i++)
-		if (uhmm_mm_invalidate(mms[i], start, end, event) == -EPROTO)
-			__atomic_fetch_add(&src->callback_bugs, 1,
-					   __ATOMIC_RELAXED);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct uffd_msg *msg = &b->msgs[i];
 
-	if (event == UHMM_EVENT_CLEAR)
-		return;
-	rearm_after_event(src, start, end);
-	if (event == UHMM_EVENT_REMAP)
-		disarm_after_move(src, msg->arg.remap.to,
-				  msg->arg.remap.to + msg->arg.remap.len);
-}
-
-static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
-{
-	struct uhmm_mm **mms;
-	size_t nmms;
-
-	if (!b->n)
-		return;
-	nmms = grab_mms(src, &mms);
-	for (size_t i = 0; i < b->n; i++)
-		dispatch(src, &b->msgs[i], mms, nmms);
-	for (size_t i = 0; i < nmms; i++)
-		uhmm_mm_close(mms[i]);
-	free(mms);
+		if (!decode(msg, &start, &end, &event) ||
+		    event == UHMM_EVENT_CLEAR)
+			continue;
+		rearm_after_event(src, start, end);
+		if (event == UHMM_EVENT_REMAP)
+			disarm_after_move(src, msg->arg.remap.to,
+					  msg->arg.remap.to +
+						  msg->arg.remap.len);
+	}
 	__atomic_fetch_add(&src->events, b->n, __ATOMIC_RELAXED);
 }
 
