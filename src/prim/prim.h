@@ -45,6 +45,9 @@ void uhmm_prim_eventfd_signal(int fd);
 void uhmm_prim_eventfd_drain(int fd);
 void uhmm_prim_close(int fd);
 
+/* Let another thread run on this CPU. */
+void uhmm_prim_yield(void);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 unsigned long long uhmm_prim_now_ns(void);
 

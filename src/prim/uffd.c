@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -108,6 +109,11 @@ void uhmm_prim_eventfd_drain(int fd)
 	uint64_t v;
 
 	(void)!read(fd, &v, sizeof(v));
+}
+
+void uhmm_prim_yield(void)
+{
+	sched_yield();
 }
 
 unsigned long long uhmm_prim_now_ns(void)

@@ -372,9 +372,9 @@ static struct uhmm_batch *batch_alloc(void)
 /*
  * The reader runs no user code and frees nothing (free() may trim the
  * heap, an unmap this thread would then wait on forever). After a batch
- * it may keep polling for a while (option UHMM_READER_SPIN_US) before it
- * sleeps: an unmapping thread then waits for a read instead of a
- * cross-CPU wake-up, most of what a registered munmap pays.
+ * it keeps polling, yielding in between, for UHMM_READER_SPIN_US before
+ * it sleeps: the next unmap of a burst then finds the reader awake
+ * instead of paying a wake-up (bench/events.c has the figures).
  */
 static void *reader_main(void *arg)
 {
@@ -391,8 +391,12 @@ static void *reader_main(void *arg)
 		if (spin_until) {
 			ready = uhmm_prim_wait2(src->uffd, src->wake_fd, 0);
 			if (ready == 0) {
+				/* Yield: the unmapping thread may need this
+				 * CPU to send the next event. */
 				if (uhmm_prim_now_ns() > spin_until)
 					spin_until = 0;
+				else
+					uhmm_prim_yield();
 				continue;
 			}
 		} else {

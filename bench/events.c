@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-events: what the userfaultfd event source costs the thread that
+ * unmaps, and how soon a subscription hears of it.
+ *
+ *  1. munmap() per call, timed alone (CLOCK_MONOTONIC around the call), of
+ *     4 KiB (one page, touched), 2 MiB untouched and 2 MiB touched (every
+ *     page written) anonymous private mappings. Each mapping is pre-created
+ *     in its own VMA (a PROT_NONE guard of the same size on each side, so
+ *     munmap never splits or merges anything) and, if registered, subscribed before
+ *     the loop: neither mmap, nor touching, nor insert/remove is timed.
+ *     Classes:
+ *       no uhmm     before uhmm_mm_open(): a single-threaded process;
+ *       uncovered   a monitored mm is open (source threads up, one
+ *                   subscription elsewhere), no subscription covers the
+ *                   mapping: nothing of uhmm is on this munmap's path;
+ *       registered  a subscription covers the mapping (its VMA is
+ *                   registered with the userfaultfd): munmap blocks until
+ *                   the reader has read the event. Measured "apart" (a busy
+ *                   gap of GAP_US, longer than any spin, before each munmap:
+ *                   an isolated free, the reader asleep) and "back-to-back"
+ *                   (the next munmap as soon as the previous callback ran).
+ *     Each figure is the median over BENCH_RUNS runs of the per-call median;
+ *     ratios are against "no uhmm" measured in the same process.
+ *  2. Event latency: from just before munmap() to the callback's entry
+ *     (clock_gettime(CLOCK_MONOTONIC) in the callback); median and p99 over
+ *     all 10^4 events of the registered 4 KiB series. Before its next
+ *     munmap the thread that unmapped waits as a device would, with
+ *     uhmm_interval_read_begin() on the subscription (and checks that the
+ *     callback has run by then: DESIGN.md invariant 8).
+ *     Also the CPU time per event of the source's threads (the reader and
+ *     the dispatcher), from their thread CPU clocks.
+ *  3. The reader's spin (UHMM_READER_SPIN_US, read once when the reader
+ *     starts): without --spin-us the program re-executes itself
+ *     (/proc/self/exe) once per setting, prints sections 1-2 in full for the
+ *     first, and a table for all. Experiments: --pin same|apart puts the
+ *     source's threads on the unmapping thread's CPU (or the other one)
+ *     with sched_setaffinity(); --policy fifo|batch|idle sets their
+ *     scheduling policy (fifo needs CAP_SYS_NICE).
+ *
+ * Where the source's threads run matters most: the unmapping thread always
+ * sleeps until the reader's read(), so each registered munmap costs two
+ * wake-ups (and the callback a third, reader to dispatcher), cheap on one
+ * CPU and far dearer across idle vCPUs of a VM. Unpinned figures therefore
+ * depend on where the scheduler put the threads; compare with --pin.
+ *
+ * Prints figures only: the exit status is 0 unless an API or system call
+ * fails, whatever the times.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "uhmm.h"
+#include "bench.h"
+
+#define KIB		1024UL
+#define MIB		(1024 * KIB)
+#define PAGE		(4 * KIB)
+
+#define EVENTS_4K	2000	/* per run: 10^4 events over BENCH_RUNS */
+#define EVENTS_2M	100	/* per run, for each 2 MiB series */
+#define GAP_US		300	/* "apart": longer than the largest spin */
+#define CB_TIMEOUT_NS	5000000000ULL
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax()	__builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax()	__asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax()	__asm__ __volatile__("" ::: "memory")
+#endif
+
+static const long spin_table[] = { 0, 5, 20, 50, 200 };
+
+enum pin { PIN_NONE, PIN_SAME, PIN_APART };
+
+/* One process's figures: what the parent's table shows. */
+struct summary {
+	long spin_us;
+	double none_4k, uncov_4k, reg_4k, b2b_4k;	/* munmap, us */
+	double none_2m, reg_2m;				/* 2 MiB touched */
+	double lat, lat_p99, b2b_lat, b2b_lat_p99;	/* us */
+	double cpu_apart, cpu_b2b;	/* source threads' CPU us per event */
+};
+
+/* A series of munmaps of one kind. */
+struct series {
+	double munmap_us;	/* median of runs of per-call medians */
+	double lat_us;		/* median of all latencies */
+	double lat_p99_us;
+	double reader_cpu_us;	/* per event */
+	double disp_cpu_us;	/* per event */
+};
+
+static struct uhmm_mm *mm;
+static pid_t reader_tid, disp_tid;	/* the source's threads */
+static unsigned long cb_count;	/* atomic: callbacks run */
+static uint64_t cb_ns;		/* atomic: entry time of the last one */
+static bool quiet;
+
+static bool ev_invalidate(struct uhmm_interval_notifier *sub,
+			  const struct uhmm_notifier_range *range,
+			  unsigned long cur_seq)
+{
+	uint64_t now = bench_now_ns();
+
+	(void)range;
+	/* The "device" has no state to zap and no lock to take. */
+	uhmm_interval_set_seq(sub, cur_seq);
+	__atomic_store_n(&cb_ns, now, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&cb_count, 1, __ATOMIC_RELEASE);
+	return true;
+}
+
+static const struct uhmm_interval_notifier_ops ev_ops = {
+	.invalidate = ev_invalidate,
+};
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "bench-events: %s: %s\n", what, strerror(err));
+	exit(1);
+}
+
+static void check(int ret, const char *what)
+{
+	if (ret)
+		die(what, -ret);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (!p)
+		die("calloc", ENOMEM);
+	return p;
+}
+
+/* p-th percentile (0..100) of v[0..n), n > 0; sorts v. */
+static double percentile(double *v, size_t n, double p)
+{
+	size_t i = (size_t)(p / 100 * (double)n + 0.999999);
+
+	qsort(v, n, sizeof(*v), bench_cmp_double);
+	return v[i ? i - 1 : 0];
+}
+
+/* The system call thread tid is blocked in, or -1 (running, unknown). */
+static long blocked_in(pid_t tid)
+{
+	char path[64];
+	long nr = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+	return nr;
+}
+
+/*
+ * The source's threads are the ones besides this (main) thread: the
+ * reader sleeps in poll(), the dispatcher (if the library has one) on a
+ * futex. Wait until they sleep to tell them apart; if that fails, the
+ * reader is the one created last.
+ */
+static void find_source_threads(void)
+{
+	int tries;
+
+	for (tries = 0; tries < 200; tries++) {
+		DIR *d = opendir("/proc/self/task");
+		pid_t self = getpid(), hi = 0, lo = 0;
+		struct dirent *e;
+		int n = 0;
+
+		if (!d)
+			die("/proc/self/task", errno);
+		reader_tid = disp_tid = 0;
+		while ((e = readdir(d))) {
+			pid_t t = (pid_t)atoi(e->d_name);
+			long nr;
+
+			if (t <= 0 || t == self)
+				continue;
+			n++;
+			lo = !lo || t < lo ? t : lo;
+			hi = t > hi ? t : hi;
+			nr = blocked_in(t);
+			if (nr == SYS_poll || nr == SYS_ppoll)
+				reader_tid = t;
+			else if (nr == SYS_futex)
+				disp_tid = t;
+		}
+		closedir(d);
+		if (n == 1 && (reader_tid || tries > 100)) {
+			reader_tid = hi;
+			disp_tid = 0;
+			return;
+		}
+		if (n == 2 && reader_tid && disp_tid)
+			return;
+		if (n == 2 && tries > 100) {
+			reader_tid = hi;
+			disp_tid = lo;
+			return;
+		}
+		usleep(1000);
+	}
+	die("cannot find the event source's threads", ESRCH);
+}
+
+/* CPU time of thread tid of this process (the clockid glibc's
+ * pthread_getcpuclockid() builds), in ns; 0 if unknown. */
+static uint64_t thread_cpu_ns(pid_t tid)
+{
+	clockid_t clk = (clockid_t)((~(unsigned int)tid) << 3) | 6;
+	struct timespec ts;
+
+	if (!tid || clock_gettime(clk, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void pin_thread(pid_t tid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(tid, sizeof(set), &set))
+		die("sched_setaffinity", errno);
+}
+
+/*
+ * After munmap() of sub's range returned: wait the way a device would, with
+ * uhmm_interval_read_begin(), which returns once the invalidation is done
+ * (DESIGN.md invariant 8). A callback still missing then is a library bug:
+ * counted, reported at exit, and waited for by polling.
+ */
+static unsigned long hb_violations;
+
+static void wait_callback(struct uhmm_interval_notifier *sub,
+			  unsigned long seen)
+{
+	uint64_t t0;
+	unsigned int i = 0;
+
+	bench_keep(uhmm_interval_read_begin(sub));
+	if (__atomic_load_n(&cb_count, __ATOMIC_ACQUIRE) != seen)
+		return;
+	hb_violations++;
+	t0 = bench_now_ns();
+	while (__atomic_load_n(&cb_count, __ATOMIC_ACQUIRE) == seen) {
+		cpu_relax();
+		if (!(++i & 0xffff) && bench_now_ns() - t0 > CB_TIMEOUT_NS) {
+			fprintf(stderr, "bench-events: no callback after "
+				"munmap of a subscribed range\n");
+			exit(1);
+		}
+	}
+}
+
+/*
+ * One run: n mappings of size bytes, each its own VMA; subscribe them if
+ * registered; then munmap them one by one, gap_ns apart (busy), recording
+ * each munmap's duration and, if registered, its event latency.
+ */
+static void one_run(size_t size, bool touch, bool registered, uint64_t gap_ns,
+		    size_t n, double *munmap_ns, double *lat_ns,
+		    uint64_t *reader_cpu, uint64_t *disp_cpu)
+{
+	struct uhmm_interval_notifier *subs = NULL;
+	size_t len = 2 * n * size + size, i, off;
+	uint64_t cpu0 = 0, dcpu0 = 0, last = 0;
+	char *res, *p;
+
+	res = mmap(NULL, len, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		die("mmap reservation", errno);
+	for (i = 0; i < n; i++) {
+		p = mmap(res + (2 * i + 1) * size, size,
+			 PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (p == MAP_FAILED)
+			die("mmap", errno);
+		if (touch)
+			for (off = 0; off < size; off += PAGE)
+				p[off] = 1;
+	}
+	if (registered) {
+		subs = xcalloc(n, sizeof(*subs));
+		for (i = 0; i < n; i++)
+			check(uhmm_interval_notifier_insert(&subs[i], mm,
+				(unsigned long)res + (2 * i + 1) * size, size,
+				&ev_ops), "uhmm_interval_notifier_insert");
+		cpu0 = thread_cpu_ns(reader_tid);
+		dcpu0 = thread_cpu_ns(disp_tid);
+	}
+
+	for (i = 0; i < n; i++) {
+		unsigned long seen;
+		uint64_t t0, t1;
+
+		p = res + (2 * i + 1) * size;
+		while (gap_ns && bench_now_ns() - last < gap_ns)
+			cpu_relax();
+		seen = __atomic_load_n(&cb_count, __ATOMIC_ACQUIRE);
+		t0 = bench_now_ns();
+		if (munmap(p, size))
+			die("munmap", errno);
+		t1 = bench_now_ns();
+		munmap_ns[i] = (double)(t1 - t0);
+		if (registered) {
+			wait_callback(&subs[i], seen);
+			lat_ns[i] = (double)(__atomic_load_n(&cb_ns,
+					__ATOMIC_RELAXED) - t0);
+		}
+		last = bench_now_ns();
+	}
+
+	if (registered) {
+		*reader_cpu += thread_cpu_ns(reader_tid) - cpu0;
+		*disp_cpu += thread_cpu_ns(disp_tid) - dcpu0;
+		for (i = 0; i < n; i++)
+			check(uhmm_interval_notifier_remove(&subs[i]),
+			      "uhmm_interval_notifier_remove");
+		free(subs);
+	}
+	if (munmap(res, len))
+		die("munmap reservation", errno);
+}
+
+static void measure(size_t size, bool touch, bool registered, uint64_t gap_ns,
+		    size_t n, struct series *out)
+{
+	double runs[BENCH_RUNS], *mu = xcalloc(n, sizeof(*mu));
+	double *lat = xcalloc(BENCH_RUNS * n, sizeof(*lat));
+	uint64_t cpu = 0, dcpu = 0;
+	int r;
+
+	for (r = 0; r < BENCH_RUNS; r++) {
+		one_run(size, touch, registered, gap_ns, n, mu, lat + r * n,
+			&cpu, &dcpu);
+		runs[r] = bench_median(mu, n) / 1e3;
+	}
+	out->munmap_us = bench_median(runs, BENCH_RUNS);
+	out->lat_us = out->lat_p99_us = 0;
+	out->reader_cpu_us = out->disp_cpu_us = 0;
+	if (registered) {
+		out->lat_p99_us = percentile(lat, BENCH_RUNS * n, 99) / 1e3;
+		out->lat_us = bench_median(lat, BENCH_RUNS * n) / 1e3;
+		out->reader_cpu_us = (double)cpu / 1e3 / (BENCH_RUNS * n);
+		out->disp_cpu_us = (double)dcpu / 1e3 / (BENCH_RUNS * n);
+	}
+	free(lat);
+	free(mu);
+}
+
+static void row(const char *label, const struct series *s, double base)
+{
+	if (quiet)
+		return;
+	printf("  %-30s %8.2f us", label, s->munmap_us);
+	if (base > 0)
+		printf("  %5.2fx", s->munmap_us / base);
+	printf("\n");
+}
+
+static void row_target(const char *label, const struct series *s,
+		       double base, double target)
+{
+	double ratio = s->munmap_us / base;
+
+	if (quiet)
+		return;
+	printf("  %-30s %8.2f us  %5.2fx  target <= %.1fx %s\n", label,
+	       s->munmap_us, ratio, target,
+	       ratio <= target ? "OK" : "MISSED");
+}
+
+/* Measure everything in this process; fill *sum. */
+static void run_self(long spin_us, enum pin pin, int policy,
+		     struct summary *sum)
+{
+	static const struct {
+		size_t size;
+		bool touch;
+		size_t n;
+		const char *name;
+	} kinds[] = {
+		{ 4 * KIB, true, EVENTS_4K, "4 KiB, touched" },
+		{ 2 * MIB, false, EVENTS_2M, "2 MiB, untouched" },
+		{ 2 * MIB, true, EVENTS_2M, "2 MiB, touched" },
+	};
+	enum { NKINDS = sizeof(kinds) / sizeof(kinds[0]) };
+	struct series none[NKINDS], s, b2b;
+	double rd_apart = 0, rd_b2b = 0;
+	struct uhmm_interval_notifier other = { 0 };
+	uint64_t gap = (uint64_t)(spin_us < GAP_US ? GAP_US :
+				  spin_us + GAP_US) * 1000;
+	char *o;
+	int k;
+
+	sum->spin_us = spin_us;
+	if (!quiet)
+		printf("reader spin %ld us%s%s; median of %d runs; "
+		       "\"apart\" = %llu us between munmaps\n",
+		       spin_us, pin == PIN_SAME ? ", source on main's CPU" :
+		       pin == PIN_APART ? ", source on the other CPU" : "",
+		       policy == SCHED_FIFO ? ", source SCHED_FIFO" :
+		       policy == SCHED_BATCH ? ", source SCHED_BATCH" :
+		       policy == SCHED_IDLE ? ", source SCHED_IDLE" : "",
+		       BENCH_RUNS,
+		       (unsigned long long)gap / 1000);
+
+	/* No uhmm yet: one thread. */
+	if (pin != PIN_NONE)
+		pin_thread(0, 0);
+	for (k = 0; k < NKINDS; k++)
+		measure(kinds[k].size, kinds[k].touch, false, 0, kinds[k].n,
+			&none[k]);
+
+	check(uhmm_mm_open(&mm, 0), "uhmm_mm_open");
+	find_source_threads();
+	for (k = 0; k < 2; k++) {
+		pid_t tid = k ? disp_tid : reader_tid;
+		struct sched_param sp = {
+			.sched_priority = policy == SCHED_FIFO ? 1 : 0,
+		};
+
+		if (!tid)
+			continue;
+		if (pin != PIN_NONE)
+			pin_thread(tid, pin == PIN_SAME ? 0 : 1);
+		if (policy != SCHED_OTHER &&
+		    sched_setscheduler(tid, policy, &sp))
+			die("sched_setscheduler", errno);
+	}
+	/* A subscription elsewhere, so the monitor has something armed. */
+	o = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (o == MAP_FAILED)
+		die("mmap", errno);
+	check(uhmm_interval_notifier_insert(&other, mm, (unsigned long)o, PAGE,
+					    &ev_ops),
+	      "uhmm_interval_notifier_insert");
+
+	if (!quiet)
+		printf("\n1. munmap() per call (mmap, touch, insert/remove "
+		       "not timed); ratio vs no uhmm\n");
+	for (k = 0; k < NKINDS; k++) {
+		if (!quiet)
+			printf(" %s\n", kinds[k].name);
+		row("no uhmm", &none[k], 0);
+		measure(kinds[k].size, kinds[k].touch, false, 0, kinds[k].n,
+			&s);
+		row_target("uncovered (mm monitored)", &s, none[k].munmap_us,
+			   1.1);
+		if (k == 0)
+			sum->uncov_4k = s.munmap_us;
+		measure(kinds[k].size, kinds[k].touch, true, gap, kinds[k].n,
+			&s);
+		row_target("registered, apart", &s, none[k].munmap_us, 3);
+		measure(kinds[k].size, kinds[k].touch, true, 0, kinds[k].n,
+			&b2b);
+		row("registered, back-to-back", &b2b, none[k].munmap_us);
+		if (k == 0) {
+			sum->none_4k = none[k].munmap_us;
+			sum->reg_4k = s.munmap_us;
+			sum->b2b_4k = b2b.munmap_us;
+			sum->lat = s.lat_us;
+			sum->lat_p99 = s.lat_p99_us;
+			sum->b2b_lat = b2b.lat_us;
+			sum->b2b_lat_p99 = b2b.lat_p99_us;
+			sum->cpu_apart = s.reader_cpu_us + s.disp_cpu_us;
+			sum->cpu_b2b = b2b.reader_cpu_us + b2b.disp_cpu_us;
+			rd_apart = s.reader_cpu_us;
+			rd_b2b = b2b.reader_cpu_us;
+		} else if (kinds[k].touch) {
+			sum->none_2m = none[k].munmap_us;
+			sum->reg_2m = s.munmap_us;
+		}
+	}
+
+	if (!quiet) {
+		printf("\n2. event latency, munmap() entry -> callback entry, "
+		       "4 KiB, %d events each\n", BENCH_RUNS * EVENTS_4K);
+		printf("  %-30s %8.2f us median  %8.2f us p99\n", "apart",
+		       sum->lat, sum->lat_p99);
+		printf("  %-30s %8.2f us median  %8.2f us p99\n",
+		       "back-to-back", sum->b2b_lat, sum->b2b_lat_p99);
+		printf("  CPU per event, reader + dispatcher: "
+		       "%.2f + %.2f us apart, %.2f + %.2f us back-to-back\n",
+		       rd_apart, sum->cpu_apart - rd_apart, rd_b2b,
+		       sum->cpu_b2b - rd_b2b);
+	}
+
+	check(uhmm_interval_notifier_remove(&other),
+	      "uhmm_interval_notifier_remove");
+	if (munmap(o, PAGE))
+		die("munmap", errno);
+	check(uhmm_mm_close(mm), "uhmm_mm_close");
+	if (hb_violations) {
+		fprintf(stderr, "bench-events: %lu times read_begin() returned "
+			"before the callback of a returned munmap() ran\n",
+			hb_violations);
+		exit(1);
+	}
+}
+
+static void print_table_head(void)
+{
+	printf("\n3. reader spin (UHMM_READER_SPIN_US): 4 KiB touched "
+	       "unless said, us;\n   cpu = reader + dispatcher CPU "
+	       "us/event\n");
+	printf("%5s | %6s %6s %6s %6s | %6s %6s %6s | %6s %6s | %6s %6s\n",
+	       "spin", "none", "uncov", "apart", "ratio", "lat", "p99",
+	       "cpu", "b2b", "lat", "cpu", "2M x");
+}
+
+static void print_table_row(const struct summary *s)
+{
+	printf("%5ld | %6.2f %6.2f %6.2f %5.2fx | %6.2f %6.2f %6.2f "
+	       "| %6.2f %6.2f | %6.2f %5.2fx\n",
+	       s->spin_us, s->none_4k, s->uncov_4k, s->reg_4k,
+	       s->reg_4k / s->none_4k, s->lat, s->lat_p99, s->cpu_apart,
+	       s->b2b_4k, s->b2b_lat, s->cpu_b2b, s->reg_2m / s->none_2m);
+}
+
+static void print_table_foot(void)
+{
+	printf("none/uncov/apart: munmap without uhmm / not covered / "
+	       "registered, isolated; ratio = apart/none\n"
+	       "lat, p99: munmap entry -> callback (apart); "
+	       "b2b: back-to-back munmap and latency; 2M x: 2 MiB touched "
+	       "registered/none\n");
+}
+
+/* Run this program again with --spin-us for one setting. */
+static int run_child(const char *self_args[], long spin_us,
+		     struct summary *sum, bool verbose)
+{
+	char spin[32], fd[32];
+	const char *argv[16];
+	int pfd[2], status, i = 0, j;
+	ssize_t got;
+	pid_t pid;
+
+	if (pipe(pfd))
+		die("pipe", errno);
+	snprintf(spin, sizeof(spin), "%ld", spin_us);
+	snprintf(fd, sizeof(fd), "%d", pfd[1]);
+	argv[i++] = "bench-events";
+	argv[i++] = "--spin-us";
+	argv[i++] = spin;
+	argv[i++] = "--report-fd";
+	argv[i++] = fd;
+	if (!verbose)
+		argv[i++] = "--quiet";
+	for (j = 0; self_args[j] && i < 15; j++)
+		argv[i++] = self_args[j];
+	argv[i] = NULL;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die("fork", errno);
+	if (pid == 0) {
+		close(pfd[0]);
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	got = read(pfd[0], sum, sizeof(*sum));
+	close(pfd[0]);
+	if (waitpid(pid, &status, 0) < 0)
+		die("waitpid", errno);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) ||
+	    got != (ssize_t)sizeof(*sum)) {
+		fprintf(stderr, "bench-events: run with spin %ld us failed\n",
+			spin_us);
+		return -1;
+	}
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench-events [--spin-us N] "
+		"[--pin same|apart] [--policy fifo|batch|idle]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	enum { NSPIN = sizeof(spin_table) / sizeof(spin_table[0]) };
+	struct summary sums[NSPIN], one;
+	const char *pass[5] = { NULL };
+	enum pin pin = PIN_NONE;
+	long spin_us = -1;
+	int report_fd = -1, npass = 0, policy = SCHED_OTHER, i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
+			spin_us = atol(argv[++i]);
+		} else if (!strcmp(argv[i], "--report-fd") && i + 1 < argc) {
+			report_fd = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--quiet")) {
+			quiet = true;
+		} else if (!strcmp(argv[i], "--pin") && i + 1 < argc &&
+			   npass < 3) {
+			pass[npass++] = argv[i];
+			pass[npass++] = argv[++i];
+			if (!strcmp(argv[i], "same"))
+				pin = PIN_SAME;
+			else if (!strcmp(argv[i], "apart"))
+				pin = PIN_APART;
+			else
+				usage();
+		} else if (!strcmp(argv[i], "--policy") && i + 1 < argc &&
+			   npass < 3) {
+			pass[npass++] = argv[i];
+			pass[npass++] = argv[++i];
+			if (!strcmp(argv[i], "fifo"))
+				policy = SCHED_FIFO;
+			else if (!strcmp(argv[i], "batch"))
+				policy = SCHED_BATCH;
+			else if (!strcmp(argv[i], "idle"))
+				policy = SCHED_IDLE;
+			else
+				usage();
+		} else {
+			usage();
+		}
+	}
+
+	if (spin_us >= 0) {
+		char v[32];
+
+		/* Read by the reader thread when the first open starts it. */
+		snprintf(v, sizeof(v), "%ld", spin_us);
+		setenv("UHMM_READER_SPIN_US", v, 1);
+		run_self(spin_us, pin, policy, &one);
+		if (report_fd >= 0) {
+			if (write(report_fd, &one, sizeof(one)) !=
+			    (ssize_t)sizeof(one))
+				die("write report", errno);
+		} else {
+			print_table_head();
+			print_table_row(&one);
+			print_table_foot();
+		}
+		return 0;
+	}
+
+	printf("uhmm event-source benchmark, %ld CPUs; full detail for "
+	       "spin %ld us\n\n", sysconf(_SC_NPROCESSORS_ONLN),
+	       spin_table[0]);
+	for (i = 0; i < NSPIN; i++)
+		if (run_child(pass, spin_table[i], &sums[i], i == 0))
+			return 1;
+	print_table_head();
+	for (i = 0; i < NSPIN; i++)
+		print_table_row(&sums[i]);
+	print_table_foot();
+	return 0;
+}
