@@ -42,8 +42,10 @@
 #ifndef UHMM_H
 #define UHMM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -388,6 +390,116 @@ UHMM_API bool uhmm_interval_check_retry(struct uhmm_interval_notifier *sub,
  */
 UHMM_API void uhmm_interval_set_seq(struct uhmm_interval_notifier *sub,
 				    unsigned long cur_seq);
+
+
+/* ------------------------------------------------------------------------
+ * Range fault: what is mapped where (the kernel's hmm_range_fault)
+ */
+
+/*
+ * One uint64_t per page of a range, in and out.
+ *
+ * In (a request, see struct uhmm_range):
+ *   UHMM_PFN_REQ_FAULT  the page must be made present (faulted in).
+ *   UHMM_PFN_REQ_WRITE  the page must be made writable (with REQ_FAULT).
+ * Out:
+ *   UHMM_PFN_VALID   the page is present and readable: a device may read
+ *                    it and sees what the CPU sees now.
+ *   UHMM_PFN_WRITE   a device may write the page and the CPU will see the
+ *                    write: the mapping is writable and the page present
+ *                    and not shared copy-on-write - not the zero page, not
+ *                    a private file page before its first write, not an
+ *                    anonymous page shared with a fork child (or parent)
+ *                    until written. Implies VALID.
+ *   UHMM_PFN_ERROR   no page can be there: a hole, PROT_NONE, or a
+ *                    mapping uhmm cannot handle.
+ *   order            bits UHMM_PFN_ORDER_SHIFT..: log2 of the size of the
+ *                    mapping the page is part of, in pages: 0 for 4 KiB, 9
+ *                    for a 2 MiB THP or hugetlb page, 18 for 1 GiB.
+ *   PFN              the low bits (UHMM_PFN_PFN_MASK), only with
+ *                    UHMM_RANGE_PFN and only where the process may see
+ *                    PFNs (CAP_SYS_ADMIN); 0 otherwise.
+ */
+#define UHMM_PFN_VALID (1ULL << 63)
+#define UHMM_PFN_WRITE (1ULL << 62)
+#define UHMM_PFN_ERROR (1ULL << 61)
+#define UHMM_PFN_ORDER_SHIFT 56
+#define UHMM_PFN_ORDER_MASK (0x1fULL << UHMM_PFN_ORDER_SHIFT)
+#define UHMM_PFN_PFN_MASK ((1ULL << 55) - 1)
+#define UHMM_PFN_REQ_FAULT UHMM_PFN_VALID
+#define UHMM_PFN_REQ_WRITE UHMM_PFN_WRITE
+
+static inline unsigned int uhmm_pfn_to_map_order(uint64_t pfn)
+{
+	return (unsigned int)((pfn & UHMM_PFN_ORDER_MASK) >>
+			      UHMM_PFN_ORDER_SHIFT);
+}
+
+/* uhmm_range.flags */
+#define UHMM_RANGE_PFN (1u << 0) /* fill in PFNs (slower: reads pagemap) */
+
+struct uhmm_range {
+	struct uhmm_interval_notifier *notifier; /* covers [start, end) */
+	unsigned long notifier_seq;	/* from uhmm_interval_read_begin() */
+	unsigned long start;		/* page aligned */
+	unsigned long end;		/* page aligned, > start */
+	uint64_t *pfns;			/* (end - start) / page size entries */
+	uint64_t default_flags;		/* requested for every page */
+	uint64_t pfn_flags_mask;	/* which bits of pfns[i] request */
+	unsigned int flags;		/* UHMM_RANGE_* */
+};
+
+/*
+ * uhmm_range_fault - fault in and snapshot [range->start, range->end).
+ *
+ * Each page's request is (pfns[i] & pfn_flags_mask) | default_flags; set
+ * pfn_flags_mask to 0 to request the same for every page. Pages that
+ * request REQ_FAULT (or REQ_WRITE) are faulted in (for write) with
+ * MADV_POPULATE_READ (WRITE) first; every pfns[i] is then overwritten with
+ * what is mapped: VALID, WRITE, ERROR, order, PFN. REQ_FAULT implies VALID
+ * and REQ_WRITE implies WRITE in the output.
+ *
+ * The range is armed with the event source before it is read, so a change
+ * after the snapshot reaches the notifier. The result is only as good as
+ * notifier_seq: check it with uhmm_interval_read_retry() under the device
+ * lock before using it (or use uhmm_range_fault_lock()).
+ *
+ * Anonymous private pages count as shared copy-on-write (no WRITE) only
+ * after this process forked since uhmm was loaded; uhmm sees fork() through
+ * pthread_atfork(), not a raw clone system call.
+ *
+ * Returns 0, or:
+ *   -EBUSY   an invalidation collided with notifier_seq (before or after
+ *            the walk): read_begin again and retry
+ *   -EFAULT  a page that requests REQ_FAULT is in a hole, PROT_NONE, or a
+ *            mapping that cannot be faulted in (or faulting raised SIGBUS)
+ *   -EPERM   a page that requests REQ_WRITE is in a mapping without
+ *            PROT_WRITE
+ *   -EINVAL  range or its notifier or pfns is NULL, start or end is not
+ *            page aligned, end <= start, the range is not inside the
+ *            notifier's, or flags has unknown bits
+ *   -ENOMEM  out of memory
+ *   -ENOENT  the notifier is not inserted
+ *   -ECHILD  the notifier's mm was inherited through fork()
+ *   -EEXIST  a mapping in the range is registered with another
+ *            userfaultfd, so its changes would go unseen (insert's -EBUSY;
+ *            here -EBUSY means a collision only)
+ *   -EOPNOTSUPP a mapping in the range cannot be watched (vdso, vvar)
+ */
+UHMM_API int uhmm_range_fault(struct uhmm_range *range);
+
+/*
+ * uhmm_range_fault_lock - the driver loop: read_begin, fault, lock, and
+ * read_retry, until a snapshot survives; returns 0 with *lock held and
+ * range->pfns valid for range->notifier_seq (the device commits, then
+ * unlocks). The seq is refreshed on every retry. timeout_ms bounds the
+ * whole loop (0: no bound).
+ * Returns 0 (lock held), or without the lock: -ETIMEDOUT, or an error of
+ * uhmm_range_fault() other than -EBUSY.
+ */
+UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
+				   pthread_mutex_t *lock,
+				   unsigned int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,8 @@ int uhmm_mm_check_owner(struct uhmm_mm *mm);
 
 /* Bumped in every fork child. */
 extern unsigned long uhmm_fork_gen;
+/* fork() calls seen since load, in parent or child (atomic). */
+extern unsigned long uhmm_forks;
 
 /* Is mm a fork child's copy of its parent's mm? */
 static inline bool uhmm_mm_forked(const struct uhmm_mm *mm)

@@ -19,10 +19,10 @@
 #include "source/source.h"
 
 unsigned long uhmm_fork_gen;
+unsigned long uhmm_forks;
 
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uhmm_mm *all_mms;	/* [all_lock] */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void fork_prepare(void)
 {
@@ -33,6 +33,7 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+	__atomic_fetch_add(&uhmm_forks, 1, __ATOMIC_RELAXED);
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
 		pthread_mutex_unlock(&mm->lock);
 	pthread_mutex_unlock(&all_lock);
@@ -41,6 +42,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	__atomic_store_n(&uhmm_fork_gen, uhmm_fork_gen + 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&uhmm_forks, 1, __ATOMIC_RELAXED);
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next) {
 		pthread_mutex_init(&mm->lock, NULL);
 		pthread_cond_init(&mm->wq, NULL);
@@ -50,7 +52,12 @@ static void fork_child(void)
 	uhmm_prim_after_fork_child();
 }
 
-static void atfork_register(void)
+/*
+ * At load time, not at first open: range fault needs to know of every
+ * fork since (uhmm_forks), because it leaves anonymous pages shared
+ * copy-on-write with the other process.
+ */
+__attribute__((constructor)) static void atfork_register(void)
 {
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
@@ -81,7 +88,6 @@ int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags)
 	mm->count = 1;
 	mm->flags = flags;
 
-	pthread_once(&atfork_once, atfork_register);
 	pthread_mutex_lock(&all_lock);
 	mm->fork_gen = uhmm_fork_gen;
 	mm->all_next = all_mms;

@@ -338,7 +338,7 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 	/* Armed before it can be called, so no change after insert()
 	 * returns goes unseen. */
 	if (mm->source) {
-		ret = uhmm_source_arm(mm->source, sub, false);
+		ret = uhmm_source_arm(mm->source, sub);
 		if (ret)
 			return ret;
 	}
@@ -445,7 +445,9 @@ int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub)
 		return ret;
 	if (!mm->source)
 		return 0;
-	return uhmm_source_arm(mm->source, sub, true);
+	return uhmm_source_rearm(mm->source, sub, sub->node.start,
+				 sub->node.last == ~0UL ? ~0UL
+							: sub->node.last + 1);
 }
 
 unsigned long uhmm_interval_read_begin(struct uhmm_interval_notifier *sub)

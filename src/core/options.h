@@ -10,6 +10,9 @@ enum uhmm_option {
 	/* Microseconds the event reader keeps polling after a batch before
 	 * it sleeps: a burst of unmaps then skips the wake-up. */
 	UHMM_OPT_READER_SPIN_US,
+	/* 0: snapshot with /proc/self/pagemap even where PAGEMAP_SCAN works
+	 * (to test the fallback of kernels before 6.7). */
+	UHMM_OPT_PAGEMAP_SCAN,
 	UHMM_OPT_COUNT
 };
 

@@ -67,7 +67,46 @@ struct uhmm_vma {
  */
 int uhmm_prim_vma_find(unsigned long addr, struct uhmm_vma *vma);
 
+/* ---- page state ---- */
+
+/*
+ * PAGEMAP_SCAN (Linux 6.7+) over [start, end): fills up to n regions of
+ * pages with identical categories among those in return_mask, skipping
+ * pages with none of anyof_mask. Returns the count, and in *walk_end where
+ * the walk stopped (the kernel may report it too early when vec fills:
+ * resuming there repeats regions but loses none). -ENOTTY/-EINVAL: no
+ * PAGEMAP_SCAN here.
+ */
+struct page_region;
+long uhmm_prim_pagemap_scan(unsigned long start, unsigned long end,
+			    struct page_region *vec, size_t n,
+			    unsigned long long anyof_mask,
+			    unsigned long long return_mask,
+			    unsigned long *walk_end);
+
+/* /proc/self/pagemap entries of npages pages from start. */
+int uhmm_prim_pagemap_read(unsigned long start, size_t npages,
+			   unsigned long long *entries);
+
+/* The kernel's bits in a /proc/self/pagemap entry. */
+#define UHMM_PM_PRESENT (1ULL << 63)
+#define UHMM_PM_SWAPPED (1ULL << 62)
+#define UHMM_PM_FILE (1ULL << 61)	/* file page or shared anonymous */
+#define UHMM_PM_EXCLUSIVE (1ULL << 56) /* mapped once */
+#define UHMM_PM_PFN_MASK ((1ULL << 55) - 1)
+
+/*
+ * Fault [start, start + len) in, for write if write: MADV_POPULATE_READ or
+ * _WRITE. Errors are madvise's: -EINVAL (PROT_NONE, VM_PFNMAP, write to a
+ * read-only mapping), -ENOMEM (a hole), -EFAULT (SIGBUS/SIGSEGV).
+ */
+int uhmm_prim_populate(unsigned long start, unsigned long len, bool write);
+
+/* log2 of the PMD size in pages (THP order): 9 on x86-64. */
+unsigned int uhmm_prim_pmd_order(void);
+
 /* Forget per-process state (open files of /proc/self) in a fork child. */
 void uhmm_prim_after_fork_child(void);
+void uhmm_prim_pagemap_after_fork_child(void);
 
 #endif

@@ -137,4 +137,5 @@ void uhmm_prim_after_fork_child(void)
 		close(maps_fd);
 	maps_fd = -1;
 	pthread_mutex_init(&maps_lock, NULL);
+	uhmm_prim_pagemap_after_fork_child();
 }

@@ -92,10 +92,14 @@ void uhmm_source_detach(struct uhmm_mm *mm);
  * Arm sub's range: register every mapping in it. -EBUSY: a mapping is
  * registered with another userfaultfd; -EOPNOTSUPP: a mapping cannot be
  * registered (vdso, vvar, MAP_DROPPABLE). On error nothing stays armed for
- * sub. With rearm, sub is already armed and only new mappings are added.
+ * sub.
  */
-int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
-		    bool rearm);
+int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub);
+
+/* Register the mappings now in [start, end) of armed sub's range, also
+ * those created since; errors as above. A no-op once sub is disarmed. */
+int uhmm_source_rearm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
+		      unsigned long start, unsigned long end);
 
 /* Forget sub's range; unregister mappings no other subscription needs. */
 void uhmm_source_disarm(struct uhmm_source *src,

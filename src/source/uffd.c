@@ -149,25 +149,31 @@ static void disarm_locked(struct uhmm_source *src,
 	disarm_vmas(src, sub->arm_node.start, sub->arm_node.last);
 }
 
-int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
-		    bool rearm)
+int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub)
 {
 	int ret;
 
 	pthread_mutex_lock(&src->arm_lock);
-	if (!rearm) {
-		sub->arm_node.start = sub->node.start;
-		sub->arm_node.last = sub->node.last;
-		uhmm_itree_insert(&src->arms, &sub->arm_node);
-		sub->armed = 1;
-	} else if (!sub->armed) {
-		/* Its mm was released: nothing is watched for it any more. */
-		pthread_mutex_unlock(&src->arm_lock);
-		return 0;
-	}
+	sub->arm_node.start = sub->node.start;
+	sub->arm_node.last = sub->node.last;
+	uhmm_itree_insert(&src->arms, &sub->arm_node);
+	sub->armed = 1;
 	ret = arm_vmas(src, sub, sub->node.start, sub_end(sub));
-	if (ret && !rearm)
+	if (ret)
 		disarm_locked(src, sub);
+	pthread_mutex_unlock(&src->arm_lock);
+	return ret;
+}
+
+int uhmm_source_rearm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
+		      unsigned long start, unsigned long end)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&src->arm_lock);
+	/* Not armed: its mm was released, nothing is watched for it. */
+	if (sub->armed)
+		ret = arm_vmas(src, sub, start, end);
 	pthread_mutex_unlock(&src->arm_lock);
 	return ret;
 }

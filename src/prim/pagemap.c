@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Page state and faulting: /proc/self/pagemap (its PAGEMAP_SCAN ioctl and
+ * plain reads) and MADV_POPULATE_READ/WRITE.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "prim/prim.h"
+#include "prim/uapi.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Like maps_fd in vma.c: names the process that opened it. */
+static int pagemap_fd = -1;
+static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int pagemap_open(void)
+{
+	int fd = __atomic_load_n(&pagemap_fd, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0)
+		return fd;
+	pthread_mutex_lock(&pagemap_lock);
+	if (pagemap_fd < 0) {
+		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			__atomic_store_n(&pagemap_fd, fd, __ATOMIC_RELEASE);
+		else
+			fd = -errno;
+	} else {
+		fd = pagemap_fd;
+	}
+	pthread_mutex_unlock(&pagemap_lock);
+	return fd;
+}
+
+long uhmm_prim_pagemap_scan(unsigned long start, unsigned long end,
+			    struct page_region *vec, size_t n,
+			    unsigned long long anyof_mask,
+			    unsigned long long return_mask,
+			    unsigned long *walk_end)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = start,
+		.end = end,
+		.vec = (unsigned long)vec,
+		.vec_len = n,
+		.category_anyof_mask = anyof_mask,
+		.return_mask = return_mask,
+	};
+	int fd = pagemap_open();
+	long ret;
+
+	if (fd < 0)
+		return fd;
+	ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+	if (ret < 0)
+		return -errno;
+	*walk_end = arg.walk_end;
+	return ret;
+}
+
+int uhmm_prim_pagemap_read(unsigned long start, size_t npages,
+			   unsigned long long *entries)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	off_t off = (off_t)(start / (unsigned long)page) * 8;
+	size_t want = npages * 8, got = 0;
+	int fd = pagemap_open();
+
+	if (fd < 0)
+		return fd;
+	while (got < want) {
+		ssize_t r = pread(fd, (char *)entries + got, want - got,
+				  off + (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int uhmm_prim_populate(unsigned long start, unsigned long len, bool write)
+{
+	int advice = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+	int ret;
+
+	do
+		ret = madvise((void *)start, len, advice);
+	while (ret && errno == EINTR);
+	return ret ? -errno : 0;
+}
+
+unsigned int uhmm_prim_pmd_order(void)
+{
+	static unsigned int order;	/* 0 until read */
+	unsigned int o = __atomic_load_n(&order, __ATOMIC_RELAXED);
+	unsigned long size = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	FILE *f;
+
+	if (o)
+		return o;
+	f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
+	if (f) {
+		if (fscanf(f, "%lu", &size) != 1)
+			size = 0;
+		fclose(f);
+	}
+	if (!size)
+		size = 512UL * (unsigned long)page;	/* x86-64's 2 MiB */
+	for (o = 0; (1UL << o) * (unsigned long)page < size; o++)
+		;
+	__atomic_store_n(&order, o, __ATOMIC_RELAXED);
+	return o;
+}
+
+void uhmm_prim_pagemap_after_fork_child(void)
+{
+	if (pagemap_fd >= 0)
+		close(pagemap_fd);
+	pagemap_fd = -1;
+	pthread_mutex_init(&pagemap_lock, NULL);
+}

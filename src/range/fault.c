@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uhmm_range_fault: the kernel's hmm_range_fault contract in user space.
+ *
+ * The walk goes mapping by mapping (uhmm_prim_vma_find). For each piece
+ * of the range inside one mapping:
+ *
+ *   1. holes and PROT_NONE: ERROR, or -EFAULT if a page asks for a fault;
+ *      a write request to a mapping without PROT_WRITE: -EPERM;
+ *   2. snapshot the page state with PAGEMAP_SCAN (one region per run of
+ *      pages in the same state, so a populated gigabyte is one region), or
+ *      with /proc/self/pagemap where the kernel lacks it;
+ *   3. fault in the runs of pages whose request the snapshot does not meet
+ *      (MADV_POPULATE_READ/WRITE) and snapshot them again.
+ *
+ * WRITE needs more than a writable mapping: the page must not be shared
+ * copy-on-write. PAGEMAP_SCAN reports the zero page and unwritten private
+ * file pages, but not anonymous pages shared with a fork child. Those
+ * exist only once the process forked, so only then is the exclusive bit
+ * of /proc/self/pagemap read for private anonymous memory.
+ *
+ * The caller's seq is checked before the walk and after it, once the
+ * events already read from the kernel are dispatched; the range is armed
+ * with the event source before it is read.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "core/options.h"
+#include "prim/prim.h"
+#include "prim/uapi.h"
+#include "source/source.h"
+
+#define REQ_MASK (UHMM_PFN_REQ_FAULT | UHMM_PFN_REQ_WRITE)
+#define SCAN_VEC 256
+#define PAGEMAP_CHUNK 512
+
+struct walk {
+	struct uhmm_range *range;
+	unsigned long page_size;
+	unsigned int page_shift;
+	/* Per-page requests when they differ (pfn_flags_mask != 0), saved
+	 * before the output overwrites pfns[]; else all are default_flags. */
+	unsigned char *req;
+	bool exact_cow;		/* read the exclusive bit (the process forked) */
+	bool scan;		/* PAGEMAP_SCAN works */
+};
+
+static unsigned long page_index(const struct walk *w, unsigned long addr)
+{
+	return (addr - w->range->start) >> w->page_shift;
+}
+
+static uint64_t request(const struct walk *w, unsigned long i)
+{
+	return w->req ? (uint64_t)w->req[i] << 56 : w->range->default_flags;
+}
+
+static unsigned int order_of(const struct walk *w, const struct uhmm_vma *vma,
+			     bool huge)
+{
+	unsigned int order = 0;
+
+	if (vma->page_size > w->page_size) {
+		/* hugetlb: the mapping's own page size */
+		while ((w->page_size << order) < vma->page_size)
+			order++;
+		return order;
+	}
+	return huge ? uhmm_prim_pmd_order() : 0;
+}
+
+/*
+ * Output flags of a present page from its PAGEMAP_SCAN categories. For
+ * private memory, a file page is one not yet copied on write, and the zero
+ * page is never writable.
+ */
+static uint64_t present_flags(const struct walk *w, const struct uhmm_vma *vma,
+			      unsigned long long cat)
+{
+	uint64_t flags = UHMM_PFN_VALID;
+
+	if ((vma->prot & PROT_WRITE) && !(cat & PAGE_IS_PFNZERO) &&
+	    (vma->shared || !(cat & PAGE_IS_FILE)))
+		flags |= UHMM_PFN_WRITE;
+	return flags | ((uint64_t)order_of(w, vma, cat & PAGE_IS_HUGE)
+			<< UHMM_PFN_ORDER_SHIFT);
+}
+
+static void fill(struct walk *w, unsigned long start, unsigned long end,
+		 uint64_t flags)
+{
+	uint64_t *p = w->range->pfns;
+
+	for (unsigned long i = page_index(w, start); i < page_index(w, end); i++)
+		p[i] = flags;
+}
+
+static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
+			 unsigned long start, unsigned long end)
+{
+	struct page_region vec[SCAN_VEC];
+	unsigned long addr = start;
+
+	fill(w, start, end, 0);
+	while (addr < end) {
+		unsigned long walk_end;
+		long n = uhmm_prim_pagemap_scan(
+			addr, end, vec, SCAN_VEC, PAGE_IS_PRESENT,
+			PAGE_IS_PRESENT | PAGE_IS_FILE | PAGE_IS_PFNZERO |
+				PAGE_IS_HUGE,
+			&walk_end);
+
+		if (n < 0)
+			return (int)n;
+		for (long i = 0; i < n; i++)
+			fill(w, vec[i].start, vec[i].end,
+			     present_flags(w, vma, vec[i].categories));
+		/* A full vector may report walk_end early: resuming there
+		 * repeats regions, loses none. */
+		if (n < SCAN_VEC || walk_end <= addr)
+			break;
+		addr = walk_end;
+	}
+	return 0;
+}
+
+/*
+ * /proc/self/pagemap: the fallback snapshot, the exclusive bit after a
+ * fork, and PFNs. Without PAGEMAP_SCAN the zero page cannot be told from
+ * a shared page, and either way it is not mapped exclusively: no WRITE.
+ */
+static int snapshot_pagemap(struct walk *w, const struct uhmm_vma *vma,
+			    unsigned long start, unsigned long end, bool fresh)
+{
+	unsigned long long pm[PAGEMAP_CHUNK];
+	uint64_t *p = w->range->pfns;
+	bool want_pfn = w->range->flags & UHMM_RANGE_PFN;
+	bool private_anon_cow = w->exact_cow && !vma->shared;
+
+	for (unsigned long addr = start; addr < end;) {
+		size_t n = (end - addr) >> w->page_shift;
+		unsigned long i = page_index(w, addr);
+		int ret;
+
+		if (n > PAGEMAP_CHUNK)
+			n = PAGEMAP_CHUNK;
+		ret = uhmm_prim_pagemap_read(addr, n, pm);
+		if (ret)
+			return ret;
+		for (size_t k = 0; k < n; k++, i++) {
+			unsigned long long e = pm[k];
+
+			if (fresh) {
+				p[i] = 0;
+				if (!(e & UHMM_PM_PRESENT))
+					continue;
+				p[i] = present_flags(w, vma,
+					(e & UHMM_PM_FILE) ? PAGE_IS_FILE : 0);
+				if (!vma->shared && !(e & UHMM_PM_FILE) &&
+				    !(e & UHMM_PM_EXCLUSIVE))
+					p[i] &= ~UHMM_PFN_WRITE;
+			} else if (private_anon_cow && !(e & UHMM_PM_EXCLUSIVE)) {
+				p[i] &= ~UHMM_PFN_WRITE;
+			}
+			if (want_pfn && (p[i] & UHMM_PFN_VALID))
+				p[i] |= e & UHMM_PM_PFN_MASK;
+		}
+		addr += n << w->page_shift;
+	}
+	return 0;
+}
+
+static int snapshot(struct walk *w, const struct uhmm_vma *vma,
+		    unsigned long start, unsigned long end)
+{
+	int ret;
+
+	if (w->scan) {
+		ret = snapshot_scan(w, vma, start, end);
+		if (ret == -ENOTTY || ret == -EINVAL)
+			w->scan = false;	/* before Linux 6.7 */
+		else if (ret)
+			return ret;
+	}
+	if (!w->scan)
+		return snapshot_pagemap(w, vma, start, end, true);
+	if ((w->exact_cow && !vma->shared) ||
+	    (w->range->flags & UHMM_RANGE_PFN))
+		return snapshot_pagemap(w, vma, start, end, false);
+	return 0;
+}
+
+/* Does page i's state meet its request? */
+static bool satisfied(const struct walk *w, unsigned long i)
+{
+	uint64_t req = request(w, i), out = w->range->pfns[i];
+
+	if (!(req & UHMM_PFN_REQ_FAULT))
+		return true;
+	if (!(out & UHMM_PFN_VALID))
+		return false;
+	return !(req & UHMM_PFN_REQ_WRITE) || (out & UHMM_PFN_WRITE);
+}
+
+/* Fault in every run of unsatisfied pages; the number of pages faulted. */
+static long fault_runs(struct walk *w, unsigned long start, unsigned long end)
+{
+	unsigned long first = page_index(w, start), last = page_index(w, end);
+	long faulted = 0;
+
+	for (unsigned long i = first; i < last;) {
+		unsigned long j;
+		bool write;
+		int ret;
+
+		if (satisfied(w, i)) {
+			i++;
+			continue;
+		}
+		write = request(w, i) & UHMM_PFN_REQ_WRITE;
+		for (j = i + 1; j < last && !satisfied(w, j) &&
+				!!(request(w, j) & UHMM_PFN_REQ_WRITE) == write;
+		     j++)
+			;
+		ret = uhmm_prim_populate(w->range->start + (i << w->page_shift),
+					 (j - i) << w->page_shift, write);
+		if (ret)
+			return ret;
+		faulted += (long)(j - i);
+		i = j;
+	}
+	return faulted;
+}
+
+/* What a request of the pages in [start, end) asks of a mapping. */
+static uint64_t requests_in(const struct walk *w, unsigned long start,
+			    unsigned long end)
+{
+	uint64_t any = 0;
+
+	if (!w->req)
+		return w->range->default_flags & REQ_MASK;
+	for (unsigned long i = page_index(w, start); i < page_index(w, end);
+	     i++)
+		any |= request(w, i);
+	return any;
+}
+
+/* [start, end) lies in no mapping, or in one that cannot be read. */
+static int walk_unreadable(struct walk *w, unsigned long start,
+			   unsigned long end)
+{
+	if (requests_in(w, start, end) & UHMM_PFN_REQ_FAULT)
+		return -EFAULT;
+	fill(w, start, end, UHMM_PFN_ERROR);
+	return 0;
+}
+
+static int walk_mapping(struct walk *w, const struct uhmm_vma *vma,
+			unsigned long start, unsigned long end)
+{
+	uint64_t req = requests_in(w, start, end);
+	long faulted;
+	int ret;
+
+	if (!(vma->prot & PROT_READ))
+		return walk_unreadable(w, start, end);
+	if ((req & UHMM_PFN_REQ_FAULT) && (req & UHMM_PFN_REQ_WRITE) &&
+	    !(vma->prot & PROT_WRITE))
+		return -EPERM;
+
+	ret = snapshot(w, vma, start, end);
+	if (ret || !(req & UHMM_PFN_REQ_FAULT))
+		return ret;
+	/* Until a snapshot meets every request: a page can be reclaimed
+	 * between being faulted in and being looked at. */
+	while ((faulted = fault_runs(w, start, end)) > 0) {
+		ret = snapshot(w, vma, start, end);
+		if (ret)
+			return ret;
+	}
+	if (faulted == -EINVAL || faulted == -ENOMEM)
+		return -EFAULT;	/* cannot be faulted in, or gone meanwhile */
+	return (int)faulted;
+}
+
+static int walk(struct walk *w)
+{
+	unsigned long addr = w->range->start, end = w->range->end;
+
+	while (addr < end) {
+		struct uhmm_vma vma;
+		int ret = uhmm_prim_vma_find(addr, &vma);
+
+		if (ret == -ENOENT || (!ret && vma.start >= end))
+			return walk_unreadable(w, addr, end);
+		if (ret)
+			return ret;
+		if (vma.start > addr) {
+			ret = walk_unreadable(w, addr, vma.start);
+			if (ret)
+				return ret;
+			addr = vma.start;
+		}
+		ret = walk_mapping(w, &vma, addr, vma.end < end ? vma.end : end);
+		if (ret)
+			return ret;
+		addr = vma.end;
+	}
+	return 0;
+}
+
+static bool range_valid(const struct uhmm_range *r, unsigned long page_size)
+{
+	const struct uhmm_interval_notifier *sub = r->notifier;
+
+	return r->pfns && sub && r->end > r->start &&
+	       !(r->start & (page_size - 1)) && !(r->end & (page_size - 1)) &&
+	       !(r->flags & ~UHMM_RANGE_PFN) && r->start >= sub->node.start &&
+	       r->end - 1 <= sub->node.last;
+}
+
+/* Has the walk collided with an invalidation? Events already read from
+ * the kernel count: wait for their dispatch first. */
+static bool collided(struct uhmm_range *r)
+{
+	struct uhmm_mm *mm = r->notifier->mm;
+
+	if (mm->source)
+		uhmm_source_wait_events(mm->source);
+	return uhmm_interval_check_retry(r->notifier, r->notifier_seq);
+}
+
+int uhmm_range_fault(struct uhmm_range *range)
+{
+	struct walk w = {
+		.range = range,
+		.page_size = (unsigned long)sysconf(_SC_PAGESIZE),
+		.exact_cow = __atomic_load_n(&uhmm_forks, __ATOMIC_RELAXED) != 0,
+		.scan = uhmm_option(UHMM_OPT_PAGEMAP_SCAN) != 0,
+	};
+	struct uhmm_mm *mm;
+	unsigned long npages;
+	int ret;
+
+	if (!range || !range_valid(range, w.page_size))
+		return -EINVAL;
+	mm = range->notifier->mm;
+	if (!mm)
+		return -ENOENT;
+	ret = uhmm_mm_check_owner(mm);
+	if (ret)
+		return ret;
+	while ((1UL << w.page_shift) < w.page_size)
+		w.page_shift++;
+	npages = (range->end - range->start) >> w.page_shift;
+
+	if (uhmm_interval_check_retry(range->notifier, range->notifier_seq))
+		return -EBUSY;
+	if (mm->source) {
+		ret = uhmm_source_rearm(mm->source, range->notifier,
+					range->start, range->end);
+		if (ret)
+			return ret == -EBUSY ? -EEXIST : ret;
+	}
+
+	if (range->pfn_flags_mask & REQ_MASK) {
+		w.req = malloc(npages);
+		if (!w.req)
+			return -ENOMEM;
+		for (unsigned long i = 0; i < npages; i++)
+			w.req[i] = (unsigned char)((((range->pfns[i] &
+						      range->pfn_flags_mask) |
+						     range->default_flags) &
+						    REQ_MASK) >> 56);
+	}
+	ret = walk(&w);
+	free(w.req);
+	/* A failure caused by a concurrent change is a collision. */
+	if (collided(range))
+		return -EBUSY;
+	return ret;
+}
+
+int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
+			  unsigned int timeout_ms)
+{
+	unsigned long long deadline = 0;
+
+	if (!range || !lock || !range->notifier)
+		return -EINVAL;
+	if (!range->notifier->mm)
+		return -ENOENT;
+	if (timeout_ms)
+		deadline = uhmm_prim_now_ns() +
+			   (unsigned long long)timeout_ms * 1000000ULL;
+	for (;;) {
+		int ret;
+
+		range->notifier_seq = uhmm_interval_read_begin(range->notifier);
+		ret = uhmm_range_fault(range);
+		if (ret == 0) {
+			pthread_mutex_lock(lock);
+			if (!uhmm_interval_read_retry(range->notifier,
+						      range->notifier_seq))
+				return 0;
+			pthread_mutex_unlock(lock);
+		} else if (ret != -EBUSY) {
+			return ret;
+		}
+		if (deadline && uhmm_prim_now_ns() > deadline)
+			return -ETIMEDOUT;
+	}
+}
