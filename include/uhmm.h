@@ -501,6 +501,115 @@ UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
 				   pthread_mutex_t *lock,
 				   unsigned int timeout_ms);
 
+
+/* ------------------------------------------------------------------------
+ * Registration cache
+ *
+ * "This buffer is already registered with the device: reuse it." A region
+ * is a device registration of a page-aligned range, mirrored with an
+ * interval notifier, so the cache never hands out a registration of pages
+ * the process no longer has there: once munmap(), mremap(), madvise()
+ * discard or an mmap(MAP_FIXED) over the buffer has returned in any
+ * thread, a later get registers the new pages.
+ *
+ * Policy: a get reuses a valid region that covers the whole request with
+ * at least the requested access; otherwise it registers the request's
+ * pages as a new region (no merging: overlapping regions may coexist).
+ * Regions no one holds are evicted least recently used first (the order
+ * is approximate: uses between two misses tie) when a new region would
+ * exceed max_regions or max_bytes; regions in use are never evicted, so
+ * when all are in use the cache grows past its limits rather than fail.
+ * An invalidated region stays registered for those who hold it and is
+ * deregistered after the last put, by the cache's worker thread - never
+ * by the event dispatcher, so a device may block in dereg. Regions waiting
+ * for it count against max_regions: the backlog is bounded.
+ */
+
+/* Access a device needs. */
+#define UHMM_ACCESS_READ (1u << 0)  /* the device reads the memory */
+#define UHMM_ACCESS_WRITE (1u << 1) /* the device writes the memory */
+
+struct uhmm_rcache;
+
+/* What uhmm_rcache_get() returns: read-only for the caller. */
+struct uhmm_region {
+	void *addr;		/* page aligned, covers the request */
+	size_t len;
+	unsigned int access;	/* UHMM_ACCESS_* registered */
+	uint64_t handle;	/* the device's, from ops->reg */
+};
+
+struct uhmm_rcache_ops {
+	/*
+	 * Register [addr, addr + len) with the device for access; store the
+	 * device's handle. May sleep. 0 or a negative errno, which get
+	 * returns to its caller.
+	 */
+	int (*reg)(void *dev, void *addr, size_t len, unsigned int access,
+		   uint64_t *handle);
+	/* Undo reg. Called by the cache's worker thread or by the thread in
+	 * get (eviction) or destroy, never from an invalidate callback. */
+	void (*dereg)(void *dev, uint64_t handle);
+};
+
+struct uhmm_rcache_config {
+	size_t max_regions;	/* 0: UHMM_RCACHE_DEFAULT_REGIONS */
+	size_t max_bytes;	/* 0: UHMM_RCACHE_DEFAULT_BYTES */
+};
+
+#define UHMM_RCACHE_DEFAULT_REGIONS 4096
+#define UHMM_RCACHE_DEFAULT_BYTES (1UL << 30)
+
+struct uhmm_rcache_stats {
+	unsigned long hits;		/* gets served by a cached region */
+	unsigned long misses;		/* gets that registered a region */
+	unsigned long invalidations;	/* regions invalidated by a change */
+	unsigned long evictions;	/* idle regions evicted for the limits */
+	unsigned long deregistrations;	/* ops->dereg calls */
+	unsigned long regions;		/* registered now */
+	unsigned long bytes_registered;	/* registered now */
+};
+
+/*
+ * uhmm_rcache_create - a cache over the device (ops, dev) for the address
+ * space mm, which must stay open until destroy. cfg may be NULL.
+ * Returns 0, or -EINVAL (NULL rcp, mm or ops, or an op missing), -ENOMEM,
+ * -EAGAIN (the worker thread could not be started).
+ */
+UHMM_API int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
+				const struct uhmm_rcache_ops *ops, void *dev,
+				const struct uhmm_rcache_config *cfg);
+
+/*
+ * uhmm_rcache_destroy - deregister every region and free the cache.
+ * Returns 0, or -EINVAL (rc is NULL), -EBUSY (a region is still held:
+ * nothing was freed).
+ */
+UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
+
+/*
+ * uhmm_rcache_get - a region registered with the device that covers
+ * [addr, addr + len) with at least access, holding a reference: the
+ * registration stays valid for the caller until uhmm_rcache_put(), even
+ * if the memory changes meanwhile. A hit takes no lock shared by threads.
+ * Returns 0 and sets *regionp, or:
+ *   -EINVAL      rc, addr or regionp is NULL, len is 0 or wraps, access
+ *                is 0 or has unknown bits
+ *   -ENOMEM      out of memory
+ *   any error of ops->reg, or of uhmm_interval_notifier_insert() (-EBUSY,
+ *   -EOPNOTSUPP, -ESRCH, -ECHILD)
+ */
+UHMM_API int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
+			     unsigned int access, struct uhmm_region **regionp);
+
+/* uhmm_rcache_put - drop the reference a get took. Never blocks.
+ * Returns 0, or -EINVAL (rc or region is NULL, or region is not held). */
+UHMM_API int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region);
+
+/* uhmm_rcache_stats - counters; returns 0 or -EINVAL. */
+UHMM_API int uhmm_rcache_stats(struct uhmm_rcache *rc,
+			       struct uhmm_rcache_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,599 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registration cache.
+ *
+ * A region is one device registration of a page-aligned range plus the
+ * interval notifier that mirrors it. Its life:
+ *
+ *   registering --commit--> valid --invalidate/evict--> dead --retire--> free
+ *
+ * registering  a miss, under rc->lock: insert the notifier, read_begin,
+ *              ops->reg, and commit only if read_retry says no
+ *              invalidation collided (else dereg and try again).
+ * valid        handed out by get. Holders are counted in 'active'.
+ * dead         'valid' went to 0 (an invalidation, or eviction). Holders
+ *              keep using the registration; whoever sees (dead, no holder)
+ *              first - the invalidation, an eviction, or the last put -
+ *              claims it (dereg_claimed) and queues it for the worker.
+ * retire       the worker: ops->dereg, remove the notifier, take it out
+ *              of the tree; the struct goes to the free list with a new
+ *              incarnation. Never on the event dispatcher: a device may
+ *              block in dereg. Dead regions count against max_regions
+ *              until retired, which bounds the backlog.
+ *
+ * The hit path takes no lock shared by threads. Each thread keeps a few
+ * (region, incarnation) pairs it used. A hit raises the region's 'active'
+ * and then checks that the incarnation still matches and 'valid' is still
+ * 1; the invalidation clears 'valid' and then reads 'active'. Both sides
+ * use sequentially consistent operations, so at least one sees the other
+ * (the Dekker pattern): either the hit fails, or the invalidation leaves
+ * the region to its holders. Region memory is never returned to the
+ * system before destroy (type-stable, like SLAB_TYPESAFE_BY_RCU), so a
+ * thread's stale pair can always be checked safely. Before looking, a get
+ * waits for events already read from the kernel (DESIGN.md invariant 8).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "source/source.h"
+
+#define CACHELINE 64
+#define SLAB_REGIONS 64
+#define TLS_ENTRIES 8
+
+struct region {
+	/* Hot: written by every hit and put. */
+	int active;			/* atomic: holders */
+	int valid;			/* atomic: may be handed out */
+	unsigned long incarnation;	/* atomic: bumped on retirement */
+	unsigned long last_use;		/* relaxed: rc->epoch at last get */
+	unsigned long hits;		/* atomic */
+	int dereg_claimed;		/* atomic: one caller retires it */
+
+	struct uhmm_region pub;		/* what get returns */
+	struct uhmm_rcache *rc;
+	pthread_mutex_t lock;		/* orders commit against zap */
+	struct uhmm_interval_notifier sub;
+	struct uhmm_itree_node node;	/* [rc->lock] in rc->tree */
+	struct region *next;		/* free list or dead queue */
+} __attribute__((aligned(CACHELINE)));
+
+struct slab {
+	struct slab *next;
+	struct region regions[SLAB_REGIONS];
+};
+
+struct uhmm_rcache {
+	/* Read-mostly. */
+	struct uhmm_mm *mm;
+	const struct uhmm_rcache_ops *ops;
+	void *dev;
+	size_t max_regions, max_bytes;
+	unsigned long id;		/* names this cache in threads' caches */
+
+	/* Advanced by misses, read by hits: its own line. */
+	unsigned long epoch __attribute__((aligned(CACHELINE)));
+
+	pthread_mutex_t lock __attribute__((aligned(CACHELINE)));
+	struct uhmm_itree tree;		/* [lock] registered, valid or dead */
+	size_t nregions, nbytes;	/* [lock] in the tree */
+	struct region *free;		/* [lock] */
+	struct slab *slabs;		/* [lock] */
+	unsigned long misses, evictions, retired_hits; /* [lock] */
+
+	pthread_mutex_t dead_lock;
+	pthread_cond_t dead_cond;
+	struct region *dead;		/* [dead_lock] claimed, to retire */
+	bool stop;			/* [dead_lock] */
+	pthread_t worker;
+
+	unsigned long invalidations;	/* atomic */
+	unsigned long deregistrations;	/* atomic */
+};
+
+/* The regions this thread used last, of one cache at a time. */
+struct tls_entry {
+	unsigned long start, end;
+	unsigned int access;
+	struct region *r;
+	unsigned long incarnation;
+};
+
+static __thread struct {
+	unsigned long rc_id;
+	unsigned int next;
+	struct tls_entry e[TLS_ENTRIES];
+} tls __attribute__((tls_model("initial-exec")));
+
+static unsigned long next_rcache_id = 1;	/* atomic */
+
+#define region_of_sub(s) \
+	((struct region *)((char *)(s) - offsetof(struct region, sub)))
+#define region_of_node(n) \
+	((struct region *)((char *)(n) - offsetof(struct region, node)))
+#define region_of_pub(p) \
+	((struct region *)((char *)(p) - offsetof(struct region, pub)))
+
+/* ---- dead regions ---- */
+
+static void queue_dead(struct region *r)
+{
+	struct uhmm_rcache *rc = r->rc;
+
+	pthread_mutex_lock(&rc->dead_lock);
+	r->next = rc->dead;
+	rc->dead = r;
+	pthread_mutex_unlock(&rc->dead_lock);
+	pthread_cond_signal(&rc->dead_cond);
+}
+
+/* (dead, no holder): the first to see it gets to retire r. */
+static bool claim(struct region *r)
+{
+	return !__atomic_exchange_n(&r->dereg_claimed, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Drop a hold; the last holder of a dead region queues it. */
+static void release(struct region *r)
+{
+	if (__atomic_sub_fetch(&r->active, 1, __ATOMIC_SEQ_CST) == 0 &&
+	    !__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) && claim(r))
+		queue_dead(r);
+}
+
+/* Mark r dead; true if the caller claimed it (no holder). */
+static bool kill(struct region *r)
+{
+	if (!__atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST))
+		return false;
+	return __atomic_load_n(&r->active, __ATOMIC_SEQ_CST) == 0 && claim(r);
+}
+
+static bool region_invalidate(struct uhmm_interval_notifier *sub,
+			      const struct uhmm_notifier_range *range,
+			      unsigned long cur_seq)
+{
+	struct region *r = region_of_sub(sub);
+	bool claimed;
+
+	(void)range;
+	pthread_mutex_lock(&r->lock);
+	uhmm_interval_set_seq(sub, cur_seq);
+	claimed = kill(r);
+	pthread_mutex_unlock(&r->lock);
+	if (claimed)
+		queue_dead(r);
+	if (claimed || __atomic_load_n(&r->dereg_claimed, __ATOMIC_RELAXED))
+		__atomic_fetch_add(&r->rc->invalidations, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+static const struct uhmm_interval_notifier_ops region_ops = {
+	.invalidate = region_invalidate,
+};
+
+/* ---- region memory ---- */
+
+static struct region *region_alloc(struct uhmm_rcache *rc)
+{
+	struct region *r = rc->free;
+
+	if (!r) {
+		struct slab *s = aligned_alloc(CACHELINE, sizeof(*s));
+
+		if (!s)
+			return NULL;
+		memset(s, 0, sizeof(*s));
+		s->next = rc->slabs;
+		rc->slabs = s;
+		for (int i = SLAB_REGIONS - 1; i >= 0; i--) {
+			r = &s->regions[i];
+			r->rc = rc;
+			r->dereg_claimed = 1;	/* not live: no one claims */
+			pthread_mutex_init(&r->lock, NULL);
+			r->next = rc->free;
+			rc->free = r;
+		}
+		r = rc->free;
+	}
+	rc->free = r->next;
+	return r;
+}
+
+/* Under rc->lock, once r is out of the tree and has no notifier. */
+static void region_free(struct uhmm_rcache *rc, struct region *r)
+{
+	/* Stale thread entries see a new incarnation and let go. */
+	__atomic_fetch_add(&r->incarnation, 1, __ATOMIC_SEQ_CST);
+	rc->retired_hits += __atomic_exchange_n(&r->hits, 0, __ATOMIC_RELAXED);
+	r->next = rc->free;
+	rc->free = r;
+}
+
+/* Under rc->lock: deregister a claimed dead region and free it. */
+static void retire_locked(struct uhmm_rcache *rc, struct region *r)
+{
+	rc->ops->dereg(rc->dev, r->pub.handle);
+	__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
+	/* Not from a callback, and no callback takes rc->lock: may wait. */
+	uhmm_interval_notifier_remove(&r->sub);
+	uhmm_itree_remove(&rc->tree, &r->node);
+	rc->nregions--;
+	rc->nbytes -= r->pub.len;
+	region_free(rc, r);
+}
+
+static void *worker_main(void *arg)
+{
+	struct uhmm_rcache *rc = arg;
+
+	for (;;) {
+		struct region *r;
+
+		pthread_mutex_lock(&rc->dead_lock);
+		while (!rc->dead && !rc->stop)
+			pthread_cond_wait(&rc->dead_cond, &rc->dead_lock);
+		r = rc->dead;
+		if (r)
+			rc->dead = r->next;
+		pthread_mutex_unlock(&rc->dead_lock);
+		if (!r)
+			return NULL;	/* stopping, and nothing left */
+		pthread_mutex_lock(&rc->lock);
+		retire_locked(rc, r);
+		pthread_mutex_unlock(&rc->lock);
+	}
+}
+
+/* ---- lookup ---- */
+
+static bool covers(unsigned long start, unsigned long end, unsigned int acc,
+		   unsigned long rstart, unsigned long rend, unsigned int racc)
+{
+	return rstart <= start && end <= rend && (racc & acc) == acc;
+}
+
+/* Hold r if it is still incarnation inc and valid. */
+static bool try_hold(struct region *r, unsigned long inc)
+{
+	__atomic_fetch_add(&r->active, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc &&
+	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST))
+		return true;
+	release(r);
+	return false;
+}
+
+static void hit(struct uhmm_rcache *rc, struct region *r)
+{
+	__atomic_store_n(&r->last_use,
+			 __atomic_load_n(&rc->epoch, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	__atomic_fetch_add(&r->hits, 1, __ATOMIC_RELAXED);
+}
+
+static void tls_remember(struct uhmm_rcache *rc, struct region *r)
+{
+	struct tls_entry *e;
+
+	if (tls.rc_id != rc->id) {
+		memset(&tls, 0, sizeof(tls));
+		tls.rc_id = rc->id;
+	}
+	e = &tls.e[tls.next++ % TLS_ENTRIES];
+	e->start = (unsigned long)r->pub.addr;
+	e->end = e->start + r->pub.len;
+	e->access = r->pub.access;
+	e->r = r;
+	e->incarnation = __atomic_load_n(&r->incarnation, __ATOMIC_RELAXED);
+}
+
+static struct region *tls_lookup(struct uhmm_rcache *rc, unsigned long start,
+				 unsigned long end, unsigned int access)
+{
+	if (tls.rc_id != rc->id)
+		return NULL;
+	for (int i = 0; i < TLS_ENTRIES; i++) {
+		struct tls_entry *e = &tls.e[i];
+
+		if (e->r && covers(start, end, access, e->start, e->end,
+				   e->access)) {
+			if (try_hold(e->r, e->incarnation))
+				return e->r;
+			e->r = NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Under rc->lock: a valid region of the tree covering the request. */
+static struct region *tree_lookup(struct uhmm_rcache *rc, unsigned long start,
+				  unsigned long end, unsigned int access)
+{
+	struct uhmm_itree_node *n;
+
+	for (n = uhmm_itree_first(&rc->tree, start, end - 1); n;
+	     n = uhmm_itree_next(n, start, end - 1)) {
+		struct region *r = region_of_node(n);
+
+		if (covers(start, end, access, n->start, n->last + 1,
+			   r->pub.access) &&
+		    try_hold(r, __atomic_load_n(&r->incarnation,
+						__ATOMIC_RELAXED)))
+			return r;
+	}
+	return NULL;
+}
+
+/* ---- misses ---- */
+
+/* Under rc->lock: the idle valid region used least recently. */
+static struct region *lru_victim(struct uhmm_rcache *rc)
+{
+	struct region *victim = NULL;
+	struct uhmm_itree_node *n;
+
+	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
+	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
+		struct region *r = region_of_node(n);
+
+		if (!__atomic_load_n(&r->valid, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&r->active, __ATOMIC_RELAXED))
+			continue;
+		if (!victim || r->last_use < victim->last_use)
+			victim = r;
+	}
+	return victim;
+}
+
+/* Under rc->lock: evict idle regions until one of len bytes fits. */
+static void make_room(struct uhmm_rcache *rc, size_t len)
+{
+	while (rc->nregions + 1 > rc->max_regions ||
+	       rc->nbytes + len > rc->max_bytes) {
+		struct region *r = lru_victim(rc);
+		bool claimed;
+
+		if (!r)
+			return;		/* all in use: grow past the limit */
+		pthread_mutex_lock(&r->lock);
+		claimed = kill(r);
+		pthread_mutex_unlock(&r->lock);
+		rc->evictions++;
+		if (claimed)
+			retire_locked(rc, r);
+		/* else a racing hit holds it: its put queues it */
+	}
+}
+
+/* Under rc->lock: register [start, end) as a new region, held once. */
+static int region_create(struct uhmm_rcache *rc, unsigned long start,
+			 unsigned long end, unsigned int access,
+			 struct region **rp)
+{
+	struct region *r = region_alloc(rc);
+	uint64_t handle;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	r->pub.addr = (void *)start;
+	r->pub.len = end - start;
+	r->pub.access = access;
+	memset(&r->sub, 0, sizeof(r->sub));
+	ret = uhmm_interval_notifier_insert(&r->sub, rc->mm, start,
+					    end - start, &region_ops);
+	if (ret)
+		goto fail;
+
+	/* The driver loop: commit only what no invalidation collided with. */
+	for (;;) {
+		unsigned long seq = uhmm_interval_read_begin(&r->sub);
+
+		ret = rc->ops->reg(rc->dev, r->pub.addr, r->pub.len, access,
+				   &handle);
+		if (ret) {
+			uhmm_interval_notifier_remove(&r->sub);
+			goto fail;
+		}
+		pthread_mutex_lock(&r->lock);
+		if (!uhmm_interval_read_retry(&r->sub, seq))
+			break;
+		pthread_mutex_unlock(&r->lock);
+		rc->ops->dereg(rc->dev, handle);
+		__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
+	}
+	r->pub.handle = handle;
+	__atomic_store_n(&r->active, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&r->lock);
+	/* Live from here: a holder (us) exists, so no one claims yet. */
+	__atomic_store_n(&r->dereg_claimed, 0, __ATOMIC_SEQ_CST);
+
+	r->node.start = start;
+	r->node.last = end - 1;
+	uhmm_itree_insert(&rc->tree, &r->node);
+	rc->nregions++;
+	rc->nbytes += r->pub.len;
+	rc->misses++;
+	__atomic_store_n(&rc->epoch, rc->epoch + 1, __ATOMIC_RELAXED);
+	r->last_use = rc->epoch;
+	*rp = r;
+	return 0;
+fail:
+	region_free(rc, r);
+	return ret;
+}
+
+int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
+		    unsigned int access, struct uhmm_region **regionp)
+{
+	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+	unsigned long start = (unsigned long)addr, end;
+	struct region *r;
+	int ret;
+
+	if (!rc || !addr || !regionp || !len || !access ||
+	    (access & ~(UHMM_ACCESS_READ | UHMM_ACCESS_WRITE)) ||
+	    __builtin_add_overflow(start, len, &end) || end > ULONG_MAX - page)
+		return -EINVAL;
+	if (uhmm_mm_forked(rc->mm))
+		return -ECHILD;
+	/* Unmaps that returned before this get are dispatched first. */
+	if (rc->mm->source)
+		uhmm_source_wait_events(rc->mm->source);
+
+	r = tls_lookup(rc, start, end, access);
+	if (r) {
+		hit(rc, r);
+		*regionp = &r->pub;
+		return 0;
+	}
+
+	start &= ~(page - 1);
+	end = (end + page - 1) & ~(page - 1);
+	pthread_mutex_lock(&rc->lock);
+	r = tree_lookup(rc, (unsigned long)addr, (unsigned long)addr + len,
+			access);
+	if (r) {
+		hit(rc, r);
+	} else {
+		make_room(rc, end - start);
+		ret = region_create(rc, start, end, access, &r);
+		if (ret) {
+			pthread_mutex_unlock(&rc->lock);
+			return ret;
+		}
+	}
+	pthread_mutex_unlock(&rc->lock);
+	tls_remember(rc, r);
+	*regionp = &r->pub;
+	return 0;
+}
+
+int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region)
+{
+	struct region *r;
+	int active;
+
+	if (!rc || !region)
+		return -EINVAL;
+	r = region_of_pub(region);
+	active = __atomic_load_n(&r->active, __ATOMIC_RELAXED);
+	if (r->rc != rc || active <= 0)
+		return -EINVAL;
+	release(r);
+	return 0;
+}
+
+/* ---- the cache ---- */
+
+int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
+		       const struct uhmm_rcache_ops *ops, void *dev,
+		       const struct uhmm_rcache_config *cfg)
+{
+	struct uhmm_rcache *rc;
+	int ret;
+
+	if (!rcp || !mm || !ops || !ops->reg || !ops->dereg)
+		return -EINVAL;
+	rc = aligned_alloc(CACHELINE, sizeof(*rc));
+	if (!rc)
+		return -ENOMEM;
+	memset(rc, 0, sizeof(*rc));
+	rc->mm = mm;
+	rc->ops = ops;
+	rc->dev = dev;
+	rc->max_regions = cfg && cfg->max_regions ? cfg->max_regions
+						  : UHMM_RCACHE_DEFAULT_REGIONS;
+	rc->max_bytes = cfg && cfg->max_bytes ? cfg->max_bytes
+					      : UHMM_RCACHE_DEFAULT_BYTES;
+	rc->id = __atomic_fetch_add(&next_rcache_id, 1, __ATOMIC_RELAXED);
+	pthread_mutex_init(&rc->lock, NULL);
+	pthread_mutex_init(&rc->dead_lock, NULL);
+	pthread_cond_init(&rc->dead_cond, NULL);
+	ret = -pthread_create(&rc->worker, NULL, worker_main, rc);
+	if (ret) {
+		free(rc);
+		return ret == -ENOMEM ? -ENOMEM : -EAGAIN;
+	}
+	*rcp = rc;
+	return 0;
+}
+
+int uhmm_rcache_destroy(struct uhmm_rcache *rc)
+{
+	struct uhmm_itree_node *n;
+	struct slab *s;
+
+	if (!rc)
+		return -EINVAL;
+	pthread_mutex_lock(&rc->lock);
+	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
+	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
+		if (__atomic_load_n(&region_of_node(n)->active,
+				    __ATOMIC_SEQ_CST)) {
+			pthread_mutex_unlock(&rc->lock);
+			return -EBUSY;
+		}
+	}
+	pthread_mutex_unlock(&rc->lock);
+
+	/* The worker retires what is queued, then exits. */
+	pthread_mutex_lock(&rc->dead_lock);
+	rc->stop = true;
+	pthread_mutex_unlock(&rc->dead_lock);
+	pthread_cond_signal(&rc->dead_cond);
+	pthread_join(rc->worker, NULL);
+
+	pthread_mutex_lock(&rc->lock);
+	while ((n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX))) {
+		struct region *r = region_of_node(n);
+
+		pthread_mutex_lock(&r->lock);
+		kill(r);
+		pthread_mutex_unlock(&r->lock);
+		retire_locked(rc, r);
+	}
+	pthread_mutex_unlock(&rc->lock);
+
+	while ((s = rc->slabs)) {
+		rc->slabs = s->next;
+		for (int i = 0; i < SLAB_REGIONS; i++)
+			pthread_mutex_destroy(&s->regions[i].lock);
+		free(s);
+	}
+	pthread_cond_destroy(&rc->dead_cond);
+	pthread_mutex_destroy(&rc->dead_lock);
+	pthread_mutex_destroy(&rc->lock);
+	free(rc);
+	return 0;
+}
+
+int uhmm_rcache_stats(struct uhmm_rcache *rc, struct uhmm_rcache_stats *st)
+{
+	struct uhmm_itree_node *n;
+
+	if (!rc || !st)
+		return -EINVAL;
+	pthread_mutex_lock(&rc->lock);
+	st->hits = rc->retired_hits;
+	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
+	     n = uhmm_itree_next(n, 0, ULONG_MAX))
+		st->hits += __atomic_load_n(&region_of_node(n)->hits,
+					    __ATOMIC_RELAXED);
+	st->misses = rc->misses;
+	st->evictions = rc->evictions;
+	st->regions = rc->nregions;
+	st->bytes_registered = rc->nbytes;
+	pthread_mutex_unlock(&rc->lock);
+	st->invalidations = __atomic_load_n(&rc->invalidations,
+					    __ATOMIC_RELAXED);
+	st->deregistrations = __atomic_load_n(&rc->deregistrations,
+					      __ATOMIC_RELAXED);
+	return 0;
+}
