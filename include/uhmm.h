@@ -454,10 +454,19 @@ struct uhmm_range {
  *
  * Each page's request is (pfns[i] & pfn_flags_mask) | default_flags; set
  * pfn_flags_mask to 0 to request the same for every page. Pages that
- * request REQ_FAULT (or REQ_WRITE) are faulted in (for write) with
- * MADV_POPULATE_READ (WRITE) first; every pfns[i] is then overwritten with
- * what is mapped: VALID, WRITE, ERROR, order, PFN. REQ_FAULT implies VALID
- * and REQ_WRITE implies WRITE in the output.
+ * request REQ_FAULT are faulted in with MADV_POPULATE_READ, or
+ * MADV_POPULATE_WRITE if they also request REQ_WRITE (REQ_WRITE alone
+ * requests nothing, as in the kernel); every pfns[i] is then overwritten
+ * with what is mapped: VALID, WRITE, ERROR, order, PFN. A requested fault
+ * implies VALID in the output, a requested write fault WRITE. The output
+ * bits VALID and WRITE are the request bits REQ_FAULT and REQ_WRITE, so
+ * after -EBUSY pfns[] may be passed again as it is (as in the kernel);
+ * uhmm_range_fault_lock() restores the original requests itself.
+ *
+ * WRITE in a shared mapping of a regular file is what the mapping allows
+ * when the page is present: the kernel may still write-protect the page
+ * for writeback without any event, so a device that writes such pages
+ * should fault them for write (REQ_WRITE) and msync().
  *
  * The range is armed with the event source before it is read, so a change
  * after the snapshot reaches the notifier. The result is only as good as
@@ -473,8 +482,8 @@ struct uhmm_range {
  *            the walk): read_begin again and retry
  *   -EFAULT  a page that requests REQ_FAULT is in a hole, PROT_NONE, or a
  *            mapping that cannot be faulted in (or faulting raised SIGBUS)
- *   -EPERM   a page that requests REQ_WRITE is in a mapping without
- *            PROT_WRITE
+ *   -EPERM   a page that requests REQ_FAULT|REQ_WRITE is in a mapping
+ *            without PROT_WRITE
  *   -EINVAL  range or its notifier or pfns is NULL, start or end is not
  *            page aligned, end <= start, the range is not inside the
  *            notifier's, or flags has unknown bits

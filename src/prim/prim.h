@@ -57,6 +57,7 @@ struct uhmm_vma {
 	unsigned long start, end;	/* [start, end) */
 	unsigned int prot;		/* PROT_READ | PROT_WRITE | PROT_EXEC */
 	bool shared;
+	bool file;			/* backed by a file (or shmem) */
 	unsigned long page_size;	/* 4 KiB, or the hugetlb page size */
 };
 

@@ -60,6 +60,7 @@ static int vma_query(int fd, unsigned long addr, struct uhmm_vma *vma)
 		    (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? PROT_WRITE : 0) |
 		    (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE ? PROT_EXEC : 0);
 	vma->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
+	vma->file = q.inode != 0;
 	vma->page_size = q.vma_page_size;
 	return 0;
 }
@@ -74,10 +75,11 @@ static int vma_parse(unsigned long addr, struct uhmm_vma *vma)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end;
+		unsigned long start, end, inode;
 		char perms[5];
 
-		if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3)
+		if (sscanf(line, "%lx-%lx %4s %*s %*s %lu", &start, &end, perms,
+			   &inode) != 4)
 			continue;
 		/* A line longer than the buffer continues on the next read. */
 		if (!strchr(line, '\n')) {
@@ -94,6 +96,7 @@ static int vma_parse(unsigned long addr, struct uhmm_vma *vma)
 			    (perms[1] == 'w' ? PROT_WRITE : 0) |
 			    (perms[2] == 'x' ? PROT_EXEC : 0);
 		vma->shared = perms[3] == 's';
+		vma->file = inode != 0;
 		vma->page_size = (unsigned long)sysconf(_SC_PAGESIZE);
 		ret = 0;
 		break;

@@ -37,7 +37,7 @@
 
 #define REQ_MASK (UHMM_PFN_REQ_FAULT | UHMM_PFN_REQ_WRITE)
 #define SCAN_VEC 256
-#define PAGEMAP_CHUNK 512
+#define PAGEMAP_CHUNK 1024
 
 struct walk {
 	struct uhmm_range *range;
@@ -95,37 +95,54 @@ static void fill(struct walk *w, unsigned long start, unsigned long end,
 		 uint64_t flags)
 {
 	uint64_t *p = w->range->pfns;
+	unsigned long first = page_index(w, start), last = page_index(w, end);
 
-	for (unsigned long i = page_index(w, start); i < page_index(w, end); i++)
+	for (unsigned long i = first; i < last; i++)
 		p[i] = flags;
 }
 
+/*
+ * PAGEMAP_SCAN reports only present pages, one region per run of pages in
+ * the same state: each entry is written once, a region's flags or 0 for
+ * the gaps between them. PAGE_IS_FILE costs the kernel a page lookup per
+ * page; it matters only in private file mappings (a page not yet copied
+ * on write), so only there is it asked for.
+ */
 static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
 			 unsigned long start, unsigned long end)
 {
+	unsigned long long mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO |
+				  PAGE_IS_HUGE;
 	struct page_region vec[SCAN_VEC];
-	unsigned long addr = start;
+	unsigned long addr = start, done = start;
 
-	fill(w, start, end, 0);
+	if (vma->file && !vma->shared)
+		mask |= PAGE_IS_FILE;
 	while (addr < end) {
 		unsigned long walk_end;
-		long n = uhmm_prim_pagemap_scan(
-			addr, end, vec, SCAN_VEC, PAGE_IS_PRESENT,
-			PAGE_IS_PRESENT | PAGE_IS_FILE | PAGE_IS_PFNZERO |
-				PAGE_IS_HUGE,
-			&walk_end);
+		long n = uhmm_prim_pagemap_scan(addr, end, vec, SCAN_VEC,
+						PAGE_IS_PRESENT, mask,
+						&walk_end);
 
 		if (n < 0)
 			return (int)n;
-		for (long i = 0; i < n; i++)
+		for (long i = 0; i < n; i++) {
+			/* A resumed walk may repeat a region. */
+			if (vec[i].start > done)
+				fill(w, done, vec[i].start, 0);
 			fill(w, vec[i].start, vec[i].end,
 			     present_flags(w, vma, vec[i].categories));
+			if (vec[i].end > done)
+				done = vec[i].end;
+		}
 		/* A full vector may report walk_end early: resuming there
 		 * repeats regions, loses none. */
 		if (n < SCAN_VEC || walk_end <= addr)
 			break;
 		addr = walk_end;
 	}
+	if (done < end)
+		fill(w, done, end, 0);
 	return 0;
 }
 
@@ -189,6 +206,7 @@ static int snapshot(struct walk *w, const struct uhmm_vma *vma,
 	}
 	if (!w->scan)
 		return snapshot_pagemap(w, vma, start, end, true);
+	/* The exclusive bit and PFNs are only in pagemap. */
 	if ((w->exact_cow && !vma->shared) ||
 	    (w->range->flags & UHMM_RANGE_PFN))
 		return snapshot_pagemap(w, vma, start, end, false);
@@ -348,11 +366,13 @@ int uhmm_range_fault(struct uhmm_range *range)
 	unsigned long npages;
 	int ret;
 
-	if (!range || !range_valid(range, w.page_size))
+	if (!range || !range->notifier || !range->pfns)
 		return -EINVAL;
 	mm = range->notifier->mm;
 	if (!mm)
 		return -ENOENT;
+	if (!range_valid(range, w.page_size))
+		return -EINVAL;
 	ret = uhmm_mm_check_owner(mm);
 	if (ret)
 		return ret;
@@ -391,29 +411,47 @@ int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
 			  unsigned int timeout_ms)
 {
 	unsigned long long deadline = 0;
+	uint64_t *requests = NULL;
+	size_t bytes = 0;
+	int ret;
 
-	if (!range || !lock || !range->notifier)
+	if (!range || !lock || !range->notifier || !range->pfns)
 		return -EINVAL;
 	if (!range->notifier->mm)
 		return -ENOENT;
+	if (range->end <= range->start)
+		return -EINVAL;
+	/* Each attempt overwrites pfns[]; per-page requests must survive. */
+	if (range->pfn_flags_mask & REQ_MASK) {
+		bytes = (range->end - range->start) /
+			(unsigned long)sysconf(_SC_PAGESIZE) * sizeof(uint64_t);
+		requests = malloc(bytes);
+		if (!requests)
+			return -ENOMEM;
+		memcpy(requests, range->pfns, bytes);
+	}
 	if (timeout_ms)
 		deadline = uhmm_prim_now_ns() +
 			   (unsigned long long)timeout_ms * 1000000ULL;
 	for (;;) {
-		int ret;
-
+		if (requests)
+			memcpy(range->pfns, requests, bytes);
 		range->notifier_seq = uhmm_interval_read_begin(range->notifier);
 		ret = uhmm_range_fault(range);
 		if (ret == 0) {
 			pthread_mutex_lock(lock);
 			if (!uhmm_interval_read_retry(range->notifier,
 						      range->notifier_seq))
-				return 0;
+				break;
 			pthread_mutex_unlock(lock);
 		} else if (ret != -EBUSY) {
-			return ret;
+			break;
 		}
-		if (deadline && uhmm_prim_now_ns() > deadline)
-			return -ETIMEDOUT;
+		if (deadline && uhmm_prim_now_ns() > deadline) {
+			ret = -ETIMEDOUT;
+			break;
+		}
 	}
+	free(requests);
+	return ret;
 }
