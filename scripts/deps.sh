@@ -4,7 +4,9 @@
 set -eu
 
 # Debian packages the build, tests and benchmarks need beyond gcc/make/cmake.
-PACKAGES="cmake gcc make binutils"
+# liburing-dev: the io_uring device; libucx-dev: the peer that bench/rcache.c
+# compares against.
+PACKAGES="cmake gcc make binutils liburing-dev libucx-dev"
 
 missing=""
 for p in $PACKAGES; do
