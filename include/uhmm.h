@@ -570,7 +570,9 @@ struct uhmm_rcache_config {
 #define UHMM_RCACHE_DEFAULT_BYTES (1UL << 30)
 
 struct uhmm_rcache_stats {
-	unsigned long hits;		/* gets served by a cached region */
+	unsigned long hits;		/* gets served by a cached region
+					 * (approximate while threads hit
+					 * one region at once) */
 	unsigned long misses;		/* gets that registered a region */
 	unsigned long invalidations;	/* regions invalidated by a change */
 	unsigned long evictions;	/* idle regions evicted for the limits */

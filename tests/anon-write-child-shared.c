@@ -50,6 +50,9 @@ int main(void)
 		memset(p + i * t_page, m_byte(i, 1), t_page);
 	REQUIRE(m_init(&m, mm, p, N) == 0);
 
+	/* uhmm's threads idle: GCC 12's ASan allocator is not fork-safe
+	 * while another thread allocates. */
+	REQUIRE(uhmm_mm_sync(mm) == 0);
 	pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0)

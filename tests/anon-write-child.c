@@ -63,6 +63,9 @@ int main(void)
 	CHECK_EQ(m_fault(&m, 0, N, UHMM_PFN_REQ_FAULT | UHMM_PFN_REQ_WRITE), 0);
 	REQUIRE(pipe(go) == 0);
 
+	/* uhmm's threads idle: GCC 12's ASan allocator is not fork-safe
+	 * while another thread allocates. */
+	REQUIRE(uhmm_mm_sync(mm) == 0);
 	pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0)

@@ -108,6 +108,9 @@ int main(void)
 	REQUIRE(t_dev_insert(&explicit_dev, explicit_mm, 0x1000, 0x1000) == 0);
 	REQUIRE(uhmm_mm_invalidate_start(explicit_mm, &open_window) == 0);
 
+	/* uhmm's threads idle: GCC 12's ASan allocator is not fork-safe
+	 * while another thread allocates. */
+	REQUIRE(uhmm_mm_sync(mm) == 0);
 	pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0)

@@ -73,6 +73,7 @@ struct uhmm_rcache {
 	const struct uhmm_rcache_ops *ops;
 	void *dev;
 	size_t max_regions, max_bytes;
+	unsigned long page_mask;
 	unsigned long id;		/* names this cache in threads' caches */
 
 	/* Advanced by misses, read by hits: its own line. */
@@ -268,12 +269,19 @@ static bool try_hold(struct region *r, unsigned long inc)
 	return false;
 }
 
+/*
+ * Plain relaxed stores, not read-modify-writes: a locked add here cost a
+ * quarter of a hit. Two threads hitting one region at once may lose a
+ * count; the statistic is exact otherwise.
+ */
 static void hit(struct uhmm_rcache *rc, struct region *r)
 {
 	__atomic_store_n(&r->last_use,
 			 __atomic_load_n(&rc->epoch, __ATOMIC_RELAXED),
 			 __ATOMIC_RELAXED);
-	__atomic_fetch_add(&r->hits, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->hits,
+			 __atomic_load_n(&r->hits, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
 }
 
 static void tls_remember(struct uhmm_rcache *rc, struct region *r)
@@ -432,14 +440,13 @@ fail:
 int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 		    unsigned int access, struct uhmm_region **regionp)
 {
-	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
 	unsigned long start = (unsigned long)addr, end;
 	struct region *r;
 	int ret;
 
 	if (!rc || !addr || !regionp || !len || !access ||
 	    (access & ~(UHMM_ACCESS_READ | UHMM_ACCESS_WRITE)) ||
-	    __builtin_add_overflow(start, len, &end) || end > ULONG_MAX - page)
+	    __builtin_add_overflow(start, len, &end) || end > rc->page_mask)
 		return -EINVAL;
 	if (uhmm_mm_forked(rc->mm))
 		return -ECHILD;
@@ -454,8 +461,8 @@ int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 		return 0;
 	}
 
-	start &= ~(page - 1);
-	end = (end + page - 1) & ~(page - 1);
+	start &= rc->page_mask;
+	end = (end + ~rc->page_mask) & rc->page_mask;
 	pthread_mutex_lock(&rc->lock);
 	r = tree_lookup(rc, (unsigned long)addr, (unsigned long)addr + len,
 			access);
@@ -512,6 +519,7 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 						  : UHMM_RCACHE_DEFAULT_REGIONS;
 	rc->max_bytes = cfg && cfg->max_bytes ? cfg->max_bytes
 					      : UHMM_RCACHE_DEFAULT_BYTES;
+	rc->page_mask = ~((unsigned long)sysconf(_SC_PAGESIZE) - 1);
 	rc->id = __atomic_fetch_add(&next_rcache_id, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&rc->lock, NULL);
 	pthread_mutex_init(&rc->dead_lock, NULL);

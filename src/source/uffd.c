@@ -339,6 +339,7 @@ static void *dispatcher_main(void *arg)
 
 	on_dispatcher = true;
 	for (;;) {
+		unsigned long ticket, sync_seen;
 		struct uhmm_batch *b;
 
 		pthread_mutex_lock(&src->queue_lock);
@@ -351,13 +352,18 @@ static void *dispatcher_main(void *arg)
 		pthread_mutex_unlock(&src->queue_lock);
 
 		dispatch_batch(src, b);
+		ticket = b->ticket;
+		sync_seen = b->sync_seen;
+		/* Freed before the batch is reported done: a thread that
+		 * waited for it may fork(), and must not catch this one
+		 * inside the allocator. */
+		free(b);
 
 		pthread_mutex_lock(&src->queue_lock);
-		__atomic_store_n(&src->done_ticket, b->ticket, __ATOMIC_RELEASE);
-		src->sync_done = b->sync_seen;
+		__atomic_store_n(&src->done_ticket, ticket, __ATOMIC_RELEASE);
+		src->sync_done = sync_seen;
 		pthread_mutex_unlock(&src->queue_lock);
 		pthread_cond_broadcast(&src->done_cond);
-		free(b);
 	}
 	return NULL;
 }
@@ -508,6 +514,12 @@ static int source_create(struct uhmm_source **srcp)
 	 * source is then not published and the next open tries again. */
 	if (ret)
 		goto fail;
+	/*
+	 * One full pass before the first open returns: both threads have
+	 * started and are idle, so a fork() right after the open does not
+	 * catch either of them half way through its start.
+	 */
+	uhmm_source_sync(src);
 	*srcp = src;
 	return 0;
 fail:
