@@ -146,12 +146,20 @@ static void release(struct region *r)
 		queue_dead(r);
 }
 
-/* Mark r dead; true if the caller claimed it (no holder). */
-static bool kill(struct region *r)
+/*
+ * Mark r dead. Returns KILL_CLAIMED if the caller must retire it (no
+ * holder), KILL_HELD if holders remain (the last put queues it), and
+ * KILL_ALREADY if it was dead before.
+ */
+enum { KILL_ALREADY, KILL_HELD, KILL_CLAIMED };
+
+static int kill(struct region *r)
 {
 	if (!__atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST))
-		return false;
-	return __atomic_load_n(&r->active, __ATOMIC_SEQ_CST) == 0 && claim(r);
+		return KILL_ALREADY;
+	if (__atomic_load_n(&r->active, __ATOMIC_SEQ_CST) == 0 && claim(r))
+		return KILL_CLAIMED;
+	return KILL_HELD;
 }
 
 static bool region_invalidate(struct uhmm_interval_notifier *sub,
@@ -159,16 +167,16 @@ static bool region_invalidate(struct uhmm_interval_notifier *sub,
 			      unsigned long cur_seq)
 {
 	struct region *r = region_of_sub(sub);
-	bool claimed;
+	int killed;
 
 	(void)range;
 	pthread_mutex_lock(&r->lock);
 	uhmm_interval_set_seq(sub, cur_seq);
-	claimed = kill(r);
+	killed = kill(r);
 	pthread_mutex_unlock(&r->lock);
-	if (claimed)
+	if (killed == KILL_CLAIMED)
 		queue_dead(r);
-	if (claimed || __atomic_load_n(&r->dereg_claimed, __ATOMIC_RELAXED))
+	if (killed != KILL_ALREADY)
 		__atomic_fetch_add(&r->rc->invalidations, 1, __ATOMIC_RELAXED);
 	return true;
 }
@@ -364,15 +372,15 @@ static void make_room(struct uhmm_rcache *rc, size_t len)
 	while (rc->nregions + 1 > rc->max_regions ||
 	       rc->nbytes + len > rc->max_bytes) {
 		struct region *r = lru_victim(rc);
-		bool claimed;
+		int killed;
 
 		if (!r)
 			return;		/* all in use: grow past the limit */
 		pthread_mutex_lock(&r->lock);
-		claimed = kill(r);
+		killed = kill(r);
 		pthread_mutex_unlock(&r->lock);
 		rc->evictions++;
-		if (claimed)
+		if (killed == KILL_CLAIMED)
 			retire_locked(rc, r);
 		/* else a racing hit holds it: its put queues it */
 	}
