@@ -521,6 +521,11 @@ UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
  * discard or an mmap(MAP_FIXED) over the buffer has returned in any
  * thread, a later get registers the new pages.
  *
+ * Known limit: the kernel reports an munmap() only after it has released
+ * the address, so a mapping another thread creates there before that
+ * munmap() returned can be handed the old registration (README.md, "Known
+ * limits"); uhmm_mm_invalidate() before munmap() closes the window.
+ *
  * Policy: a get reuses a valid region that covers the whole request with
  * at least the requested access; otherwise it registers the request's
  * pages as a new region (no merging: overlapping regions may coexist).

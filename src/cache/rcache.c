@@ -424,7 +424,9 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 		__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
 	}
 	r->pub.handle = handle;
-	__atomic_store_n(&r->active, 1, __ATOMIC_SEQ_CST);
+	/* Add, not store: a thread holding a stale entry for the previous
+	 * incarnation may be between its increment and its decrement. */
+	__atomic_add_fetch(&r->active, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&r->lock);
 	/* Live from here: a holder (us) exists, so no one claims yet. */
