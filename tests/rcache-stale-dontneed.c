@@ -29,11 +29,6 @@ int main(void)
 		.change = change,
 		.unmake = t_stale_unmap,
 	};
-	struct uhmm_mm *mm;
 
-	t_stale_device(&s);
-	mm = t_open();
-	t_stale_cache(mm, &s);
-	REQUIRE(uhmm_mm_close(mm) == 0);
-	return t_result();
+	return t_stale_run(&s);
 }

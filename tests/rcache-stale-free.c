@@ -62,12 +62,7 @@ int main(void)
 		.hint = "this allocator keeps or recycles freed chunks "
 			"(a sanitizer's quarantine does)",
 	};
-	struct uhmm_mm *mm;
 
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	t_stale_device(&s);
-	mm = t_open();
-	t_stale_cache(mm, &s);
-	REQUIRE(uhmm_mm_close(mm) == 0);
-	return t_result();
+	return t_stale_run(&s);
 }

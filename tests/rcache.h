@@ -507,6 +507,21 @@ static inline void t_stale_cache(struct uhmm_mm *mm, struct t_stale *s)
 	close(fd);
 }
 
+/*
+ * The whole check: first the device alone goes stale, then through the
+ * cache on a monitored mm it does not.
+ */
+static inline int t_stale_run(struct t_stale *s)
+{
+	struct uhmm_mm *mm;
+
+	t_stale_device(s);
+	mm = t_open();
+	t_stale_cache(mm, s);
+	REQUIRE(uhmm_mm_close(mm) == 0);
+	return t_result();
+}
+
 /* Map len bytes (page multiple) of private anonymous memory exactly at
  * addr, which must be free; NULL if something else took it. */
 static inline char *t_map_at(void *addr, size_t len)
