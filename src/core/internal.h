@@ -100,6 +100,15 @@ enum {
 	UHMM_WINDOW_CALLBACK_BUG = 1u << 1, /* blockable callback said false */
 };
 
+/*
+ * One past the last byte of sub's range. A range reaching the top of the
+ * address space has no end; no mapping reaches it either, so ~0UL does.
+ */
+static inline unsigned long uhmm_sub_end(const struct uhmm_interval_notifier *sub)
+{
+	return sub->node.last == ~0UL ? ~0UL : sub->node.last + 1;
+}
+
 /* Initial mm seq, even; a subscription inserted when idle gets seq - 1. */
 #define UHMM_SEQ_INIT 2UL
 

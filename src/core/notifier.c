@@ -446,8 +446,7 @@ int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub)
 	if (!mm->source)
 		return 0;
 	return uhmm_source_rearm(mm->source, sub, sub->node.start,
-				 sub->node.last == ~0UL ? ~0UL
-							: sub->node.last + 1);
+				 uhmm_sub_end(sub));
 }
 
 unsigned long uhmm_interval_read_begin(struct uhmm_interval_notifier *sub)

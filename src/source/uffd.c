@@ -132,13 +132,6 @@ static void disarm_vmas(struct uhmm_source *src, unsigned long start,
 	}
 }
 
-static unsigned long sub_end(const struct uhmm_interval_notifier *sub)
-{
-	/* A range reaching the top of the address space has no end; no
-	 * mapping reaches it either. */
-	return sub->node.last == ~0UL ? ~0UL : sub->node.last + 1;
-}
-
 static void disarm_locked(struct uhmm_source *src,
 			  struct uhmm_interval_notifier *sub)
 {
@@ -158,7 +151,7 @@ int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub)
 	sub->arm_node.last = sub->node.last;
 	uhmm_itree_insert(&src->arms, &sub->arm_node);
 	sub->armed = 1;
-	ret = arm_vmas(src, sub, sub->node.start, sub_end(sub));
+	ret = arm_vmas(src, sub, sub->node.start, uhmm_sub_end(sub));
 	if (ret)
 		disarm_locked(src, sub);
 	pthread_mutex_unlock(&src->arm_lock);
