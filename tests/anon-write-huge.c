@@ -10,27 +10,6 @@
 
 #define HUGE (2UL << 20)
 
-/* AnonHugePages of the mapping at addr, in kB. */
-static long anon_huge_kb(const void *addr)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	unsigned long a = (unsigned long)addr, s, e;
-	char line[256];
-	long kb = -1;
-	int in = 0;
-
-	REQUIRE(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 &&
-		    strchr(line, '-') < strchr(line, ' '))
-			in = s <= a && a < e;
-		else if (in && sscanf(line, "AnonHugePages: %ld", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb;
-}
-
 static bool thp_never(void)
 {
 	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
@@ -69,9 +48,9 @@ int main(void)
 
 	m.range_flags = UHMM_RANGE_PFN;
 	CHECK_EQ(m_fault(&m, 0, n, UHMM_PFN_REQ_FAULT | UHMM_PFN_REQ_WRITE), 0);
-	if (anon_huge_kb(p) < (long)(HUGE >> 10)) {
+	if (t_anon_huge_kb(p) < (long)(HUGE >> 10)) {
 		printf("AnonHugePages %ld kB, page 0 order %u\n",
-		       anon_huge_kb(p), uhmm_pfn_to_map_order(m.pfns[0]));
+		       t_anon_huge_kb(p), uhmm_pfn_to_map_order(m.pfns[0]));
 		REQUIRE(munmap(p, HUGE) == 0);
 		m_fini(&m);
 		REQUIRE(uhmm_mm_close(mm) == 0);
@@ -92,7 +71,7 @@ int main(void)
 	}
 	for (unsigned long i = 0; i < n; i++)
 		CHECK(m_page_is(p + i * t_page, m_byte(i, 5)));
-	CHECK_EQ(anon_huge_kb(p), HUGE >> 10);	/* still one huge page */
+	CHECK_EQ(t_anon_huge_kb(p), HUGE >> 10);	/* still one huge page */
 
 	REQUIRE(munmap(p, HUGE) == 0);
 	m_fini(&m);

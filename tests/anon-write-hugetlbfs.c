@@ -11,12 +11,12 @@
 int main(void)
 {
 	struct uhmm_mm *mm = t_open();
-	unsigned long H = m_meminfo("Hugepagesize") * 1024, n;
+	unsigned long H = t_meminfo("Hugepagesize") * 1024, n;
 	unsigned int order = 0;
 	struct mirror m;
 	char *p;
 
-	if (H == 0 || m_meminfo("HugePages_Free") < 1)
+	if (H == 0 || t_meminfo("HugePages_Free") < 1)
 		SKIP("no free huge page (HugePages_Free is 0 in /proc/meminfo;"
 		     " set vm.nr_hugepages)");
 	n = H / t_page;

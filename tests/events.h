@@ -170,4 +170,42 @@ static inline int t_registered(const void *addr)
 	return ret;
 }
 
+/* A value of /proc/meminfo (kB or a count); 0 if absent. */
+static inline unsigned long t_meminfo(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	unsigned long v = 0;
+	size_t n = strlen(key);
+
+	REQUIRE(f);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, n) == 0 && line[n] == ':')
+			v = strtoul(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* AnonHugePages of the mapping at addr, in kB; -1 if not found. */
+static inline long t_anon_huge_kb(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	unsigned long a = (unsigned long)addr, s, e;
+	char line[256];
+	long kb = -1;
+	int in = 0;
+
+	REQUIRE(f);
+	while (fgets(line, sizeof(line), f)) {
+		/* A mapping's header line: "start-end perms ..." */
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 &&
+		    strchr(line, '-') < strchr(line, ' '))
+			in = s <= a && a < e;
+		else if (in && sscanf(line, "AnonHugePages: %ld", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
 #endif

@@ -7,29 +7,14 @@
  */
 #include "events.h"
 
-static unsigned long meminfo(const char *key)
-{
-	FILE *f = fopen("/proc/meminfo", "re");
-	char line[128];
-	unsigned long v = 0;
-	size_t n = strlen(key);
-
-	REQUIRE(f);
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, key, n) == 0 && line[n] == ':')
-			v = strtoul(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 int main(void)
 {
 	struct uhmm_mm *mm = t_open();
-	unsigned long H = meminfo("Hugepagesize") * 1024, a;
+	unsigned long H = t_meminfo("Hugepagesize") * 1024, a;
 	struct t_log l;
 	char *p;
 
-	if (H == 0 || meminfo("HugePages_Free") < 2)
+	if (H == 0 || t_meminfo("HugePages_Free") < 2)
 		SKIP("fewer than 2 free huge pages (HugePages_Free in "
 		     "/proc/meminfo; set vm.nr_hugepages)");
 	p = mmap(NULL, 2 * H, PROT_READ | PROT_WRITE,

@@ -335,22 +335,6 @@ static inline bool m_page_is(const void *page, int c)
 	return true;
 }
 
-/* A value of /proc/meminfo (kB or a count); 0 if absent. */
-static inline unsigned long m_meminfo(const char *key)
-{
-	FILE *f = fopen("/proc/meminfo", "re");
-	char line[128];
-	unsigned long v = 0;
-	size_t n = strlen(key);
-
-	REQUIRE(f);
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, key, n) == 0 && line[n] == ':')
-			v = strtoul(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 /* The PFN of the page at addr from /proc/self/pagemap; 0 if hidden. */
 static inline uint64_t m_pagemap_pfn(const void *addr)
 {

@@ -10,26 +10,6 @@
 
 #define HUGE (2UL << 20)
 
-/* AnonHugePages of the mapping at addr, in kB (informational). */
-static long anon_huge_kb(const void *addr)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	unsigned long a = (unsigned long)addr, s, e;
-	char line[256];
-	long kb = -1;
-	int in = 0;
-
-	REQUIRE(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && line[0] != 'A')
-			in = s <= a && a < e;
-		else if (in && sscanf(line, "AnonHugePages: %ld", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb;
-}
-
 int main(void)
 {
 	struct uhmm_mm *mm = t_open();
@@ -50,7 +30,7 @@ int main(void)
 		printf("MADV_HUGEPAGE: %s (testing with small pages)\n",
 		       strerror(errno));
 	memset(p, 1, HUGE);
-	printf("AnonHugePages of the mapping: %ld kB\n", anon_huge_kb(p));
+	printf("AnonHugePages of the mapping: %ld kB\n", t_anon_huge_kb(p));
 	REQUIRE(t_log_insert(&l, mm, a, HUGE) == 0);
 	CHECK_EQ(t_registered(p), 1);
 
