@@ -92,6 +92,32 @@ struct uhmm_mm;
  * UHMM_EVENT_RELEASE (at the child's first call on it). The child opens
  * its own.
  *
+ * In the parent, fork() shares the pages of every private writable mapping
+ * with the child copy-on-write: a device that kept writing through a
+ * translation taken before would write into a page the child sees too.
+ * So, as the kernel does for its own secondary MMUs (mm/memory.c,
+ * copy_page_range()), uhmm brackets the copy with a blockable
+ * UHMM_EVENT_PROTECTION window on every live mm of the process, monitored
+ * or UHMM_MM_NO_MONITOR alike, over each private writable mapping that
+ * overlaps a subscription: the callbacks run before the copy, in the
+ * thread calling fork(), and a read_begin() that collides waits until
+ * fork() has returned. MAP_SHARED mappings are not copied on write and
+ * hear nothing; a private mapping fork() does not copy (MADV_DONTFORK)
+ * is told anyway. These callbacks run inside uhmm's pthread_atfork()
+ * handler, with uhmm's list of address spaces locked: there a callback
+ * must not call uhmm_mm_open() or fork(), nor wait for a thread that
+ * does, nor call uhmm_interval_read_begin() on a subscription of a
+ * monitored mm (it may wait for the event dispatcher, which may be
+ * waiting for this fork() to end). fork() is seen only through
+ * pthread_atfork(): _Fork() and a raw clone() or fork system call are not
+ * (vfork() and posix_spawn() copy nothing). A device that pins what it
+ * registers (io_uring fixed buffers, RDMA memory regions) is unaffected:
+ * the kernel gives the child a copy of every pinned anonymous page and
+ * leaves the parent's in place, so such a device may ignore this event.
+ * A private mapping that another thread creates in a hole of a subscribed
+ * range while fork() runs (no event tells of it) may be missed: the
+ * kernel orders mmap() against fork(), uhmm cannot.
+ *
  * Returns 0 and sets *mmp, or:
  *   -EINVAL      mmp is NULL or flags has unknown bits
  *   -ENOMEM      out of memory
@@ -157,12 +183,21 @@ enum uhmm_event {
 	 * shrink, brk shrink. */
 	UHMM_EVENT_UNMAP = 1,
 	/* The pages were discarded but the mapping stays (MADV_DONTNEED,
-	 * MADV_FREE, MADV_REMOVE): the next access sees new pages. */
+	 * MADV_FREE, MADV_REMOVE): the next access sees new pages. The
+	 * kernel zaps only after uhmm has read the event, so uhmm keeps this
+	 * window open until the zap is over (README.md, "Discards"; the
+	 * cases it cannot cover are in "Known limits"). */
 	UHMM_EVENT_CLEAR,
 	/* The range was moved away (mremap); it is the old range. */
 	UHMM_EVENT_REMAP,
-	/* Protection changed. The kernel reports no mprotect(), so only an
-	 * explicit caller sends this. */
+	/*
+	 * The range was write-protected: the pages stay, but a device must
+	 * not write through a translation taken before (zap it like any
+	 * other; a new uhmm_range_fault() tells what is writable now). uhmm
+	 * sends it at fork(), over the private writable mappings that fork()
+	 * shares copy-on-write with the child (see uhmm_mm_open()). The
+	 * kernel reports no mprotect(): an explicit caller may send it too.
+	 */
 	UHMM_EVENT_PROTECTION,
 	/* The address space went away; sent once, over everything. */
 	UHMM_EVENT_RELEASE,
@@ -252,7 +287,9 @@ struct uhmm_interval_notifier_ops {
 	 * A callback must not call uhmm_interval_notifier_remove(),
 	 * uhmm_mm_close() or uhmm_mm_sync() (refused with -EDEADLK), nor
 	 * uhmm_interval_read_begin() on a subscription of the same mm
-	 * (it would wait for the window this callback is part of).
+	 * (it would wait for the window this callback is part of), nor
+	 * uhmm_mm_open() or fork() from a fork() window (see
+	 * uhmm_mm_open()).
 	 *
 	 * Windows for kernel events are blockable; a callback that refuses
 	 * one is counted as a bug and the window completes anyway.
@@ -369,6 +406,17 @@ UHMM_API unsigned long
 uhmm_interval_read_begin(struct uhmm_interval_notifier *sub);
 
 /*
+ * uhmm_interval_read_begin_timeout - uhmm_interval_read_begin(), waiting at
+ * most timeout_ms milliseconds in all (0: no bound). On 0 *seq is set.
+ * Returns 0, or -ETIMEDOUT (an invalidation window that hit sub, or the
+ * dispatch of events already read, is still open), or -EINVAL (sub or
+ * seq is NULL).
+ */
+UHMM_API int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
+					      unsigned int timeout_ms,
+					      unsigned long *seq);
+
+/*
  * uhmm_interval_read_retry - under the device lock that the callback also
  * takes: true if an invalidation collided with the read that seq began, in
  * which case the translation must be thrown away and the read restarted.
@@ -469,7 +517,15 @@ struct uhmm_range {
  * should fault them for write (REQ_WRITE) and msync().
  *
  * The range is armed with the event source before it is read, so a change
- * after the snapshot reaches the notifier. The result is only as good as
+ * after the snapshot reaches the notifier. A mapping created in a hole of
+ * the range meanwhile sends no event, and is not armed: a present page of
+ * it is caught by the snapshot itself (PAGEMAP_SCAN reports whether each
+ * page's mapping is registered, in the same read), the range is armed and
+ * read again, so no page is returned whose unmap would go unseen. This
+ * needs PAGEMAP_SCAN (Linux 6.7+): with /proc/self/pagemap instead (older
+ * kernels, or UHMM_PAGEMAP_SCAN=0) the check cannot be made, and a
+ * mapping created in a hole while the range is read can be returned
+ * VALID and its munmap() never reported. The result is only as good as
  * notifier_seq: check it with uhmm_interval_read_retry() under the device
  * lock before using it (or use uhmm_range_fault_lock()).
  *
@@ -479,7 +535,8 @@ struct uhmm_range {
  *
  * Returns 0, or:
  *   -EBUSY   an invalidation collided with notifier_seq (before or after
- *            the walk): read_begin again and retry
+ *            the walk), or new mappings kept appearing in the range's
+ *            holes while it was read: read_begin again and retry
  *   -EFAULT  a page that requests REQ_FAULT is in a hole, PROT_NONE, or a
  *            mapping that cannot be faulted in (or faulting raised SIGBUS)
  *   -EPERM   a page that requests REQ_FAULT|REQ_WRITE is in a mapping
@@ -493,7 +550,11 @@ struct uhmm_range {
  *   -EEXIST  a mapping in the range is registered with another
  *            userfaultfd, so its changes would go unseen (insert's -EBUSY;
  *            here -EBUSY means a collision only)
- *   -EOPNOTSUPP a mapping in the range cannot be watched (vdso, vvar)
+ *   -EOPNOTSUPP a mapping in the range cannot be watched: userfaultfd
+ *            refuses it whenever asked (vdso, vvar, MAP_DROPPABLE, or
+ *            another VM_IO/VM_PFNMAP/VM_MIXEDMAP/VM_DONTEXPAND mapping
+ *            such as io_uring's rings) - never a mapping that was merely
+ *            being unmapped or replaced meanwhile
  */
 UHMM_API int uhmm_range_fault(struct uhmm_range *range);
 
@@ -526,17 +587,34 @@ UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
  * munmap() returned can be handed the old registration (README.md, "Known
  * limits"); uhmm_mm_invalidate() before munmap() closes the window.
  *
+ * Devices: the cache is for devices that pin what they register (io_uring
+ * fixed buffers, RDMA memory regions, pinned GPU host buffers): ops->reg
+ * pins the pages, so a registration names the same pages as long as it
+ * lives. A protection change (UHMM_EVENT_PROTECTION) therefore leaves
+ * regions valid: it moves no page, and fork(), which write-protects the
+ * private mappings, gives the child a copy of every pinned page and
+ * leaves the parent's in place. A device that mirrors the page tables
+ * without pinning uses interval notifiers and uhmm_range_fault() instead.
+ *
  * Policy: a get reuses a valid region that covers the whole request with
  * at least the requested access; otherwise it registers the request's
  * pages as a new region (no merging: overlapping regions may coexist).
- * Regions no one holds are evicted least recently used first (the order
- * is approximate: uses between two misses tie) when a new region would
- * exceed max_regions or max_bytes; regions in use are never evicted, so
- * when all are in use the cache grows past its limits rather than fail.
- * An invalidated region stays registered for those who hold it and is
- * deregistered after the last put, by the cache's worker thread - never
- * by the event dispatcher, so a device may block in dereg. Regions waiting
- * for it count against max_regions: the backlog is bounded.
+ * An invalidated region stays registered for those who hold it; after the
+ * last put the cache's worker thread deregisters it - never the event
+ * dispatcher, so a device may block in dereg.
+ *
+ * Limits: a region counts against max_regions and max_bytes from its
+ * registration to its deregistration, valid or invalidated. A miss that
+ * would exceed a limit makes room itself, one dereg at a time: first
+ * invalidated regions no one holds (it does not wait for the worker),
+ * then idle valid regions, least recently used first (approximately: uses
+ * between two misses tie). Held regions, valid or invalidated, stay
+ * registered until their last put, and a miss does not wait for a put
+ * (the caller may hold regions itself). When every region is held (as the
+ * miss finds them: hits take no lock), the miss registers anyway and the
+ * cache grows past its limits rather than fail. So only held regions ever
+ * take the device past max_regions: invalidated regions waiting to be
+ * deregistered never do, however fast invalidations come.
  */
 
 /* Access a device needs. */
@@ -555,14 +633,20 @@ struct uhmm_region {
 
 struct uhmm_rcache_ops {
 	/*
-	 * Register [addr, addr + len) with the device for access; store the
-	 * device's handle. May sleep. 0 or a negative errno, which get
-	 * returns to its caller.
+	 * Register [addr, addr + len) with the device for access, pinning
+	 * its pages until dereg (see "Devices" above); store the device's
+	 * handle. May sleep. 0 or a negative errno, which get returns to its
+	 * caller.
 	 */
 	int (*reg)(void *dev, void *addr, size_t len, unsigned int access,
 		   uint64_t *handle);
-	/* Undo reg. Called by the cache's worker thread or by the thread in
-	 * get (eviction) or destroy, never from an invalidate callback. */
+	/*
+	 * Undo reg. May sleep. Called by the cache's worker thread, by a get
+	 * that makes room (an invalidated region no one holds, or an
+	 * eviction) or by destroy; never from an invalidate callback. Every
+	 * reg and dereg of one cache runs under the cache's lock, one at a
+	 * time: the misses of all threads wait meanwhile (hits do not).
+	 */
 	void (*dereg)(void *dev, uint64_t handle);
 };
 
@@ -608,6 +692,11 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  * [addr, addr + len) with at least access, holding a reference: the
  * registration stays valid for the caller until uhmm_rcache_put(), even
  * if the memory changes meanwhile. A hit takes no lock shared by threads.
+ * A miss registers a new region, after making room for it if a limit
+ * would be exceeded (see "Limits" above): it may then call ops->dereg
+ * itself, and so block as long as the device does. When every region is
+ * held, it registers past max_regions and max_bytes: it neither waits for
+ * a put nor fails.
  * Returns 0 and sets *regionp, or:
  *   -EINVAL      rc, addr or regionp is NULL, len is 0 or wraps, access
  *                is 0 or has unknown bits

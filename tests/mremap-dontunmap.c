@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mremap(MREMAP_MAYMOVE | MREMAP_DONTUNMAP): the pages move to a new
- * mapping and the old range stays mapped (empty). The subscription on the
+ * mremap(MREMAP_MAYMOVE | MREMAP_DONTUNMAP | MREMAP_FIXED): the pages move
+ * to a new mapping and the old range stays mapped (empty). (Linux 6.18
+ * refuses DONTUNMAP without FIXED with EINVAL, so the destination is a
+ * reserved range.) The subscription on the
  * old range hears UHMM_EVENT_REMAP over it and no UNMAP; the old mapping
  * stays watched (a later munmap of it is heard). The new mapping is not
  * watched by anyone (uhmm unregisters a moved mapping no subscription
@@ -14,15 +16,18 @@ int main(void)
 	struct uhmm_mm *mm = t_open();
 	struct t_log old, moved;
 	unsigned long P = t_page, a, b, before;
-	char *p = t_map(4), *q;
+	char *p = t_map(4), *q, *dst;
 
 	a = (unsigned long)p;
 	REQUIRE(t_log_insert(&old, mm, a, 4 * P) == 0);
 
-	q = mremap(p, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+	dst = mmap(NULL, 4 * P, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(dst != MAP_FAILED);
+	q = mremap(p, 4 * P, 4 * P,
+		   MREMAP_MAYMOVE | MREMAP_DONTUNMAP | MREMAP_FIXED, dst);
 	if (q == MAP_FAILED && errno == EINVAL)
 		SKIP("MREMAP_DONTUNMAP not supported by this kernel");
-	REQUIRE(q != MAP_FAILED);
+	REQUIRE(q == dst);
 	b = (unsigned long)q;
 	t_log_wait(&old);
 	CHECK_LOG(&old, T_EV(REMAP, a, a + 4 * P));

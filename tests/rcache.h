@@ -145,6 +145,98 @@ static inline void t_fdev_release(struct t_fdev *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/*
+ * ---- the counting device ----
+ *
+ * For tests with many threads and many registrations: reg adds one live
+ * registration and dereg drops one, and the device keeps the most it ever
+ * had at once, which is what the cache's limits are about (a real device
+ * runs out of slots or MRs). Handles are numbered from 0 up to the
+ * capacity given to t_cdev_init() (then reg fails with -ENOSPC), and each
+ * is remembered live or not, so a test can check that what it holds is
+ * still registered. dereg sleeps dereg_us first, as a real device's may
+ * (an MR deregistration, a table update): the registration still counts
+ * while it sleeps. reg sleeps reg_us (0 unless set after init), to give
+ * invalidations time to land inside a registration. Lock-free: reg runs
+ * in gets, dereg on the worker too.
+ */
+struct t_cdev {
+	unsigned long nhandles;		/* capacity of is_live[] */
+	unsigned int dereg_us;		/* each dereg sleeps this long */
+	unsigned int reg_us;		/* each reg sleeps this long */
+	unsigned long next;		/* atomic: handles handed out */
+	long live, max_live;		/* atomic: registrations now, most */
+	unsigned long bad_deregs;	/* atomic: unknown or dead handle */
+	char *is_live;			/* atomic, by handle */
+};
+
+static inline void t_cdev_init(struct t_cdev *d, unsigned long nhandles,
+			       unsigned int dereg_us)
+{
+	memset(d, 0, sizeof(*d));
+	d->nhandles = nhandles;
+	d->dereg_us = dereg_us;
+	d->is_live = calloc(nhandles, 1);
+	REQUIRE(d->is_live);
+}
+
+static inline void t_cdev_free(struct t_cdev *d)
+{
+	free(d->is_live);
+	d->is_live = NULL;
+}
+
+static inline int t_cdev_reg(void *dev, void *addr, size_t len,
+			     unsigned int access, uint64_t *handle)
+{
+	struct t_cdev *d = dev;
+	unsigned long h = __atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED);
+	long live, max;
+
+	(void)addr;
+	(void)len;
+	(void)access;
+	if (h >= d->nhandles)
+		return -ENOSPC;
+	if (d->reg_us)
+		usleep(d->reg_us);
+	__atomic_store_n(&d->is_live[h], 1, __ATOMIC_RELEASE);
+	live = __atomic_add_fetch(&d->live, 1, __ATOMIC_SEQ_CST);
+	max = __atomic_load_n(&d->max_live, __ATOMIC_RELAXED);
+	while (live > max &&
+	       !__atomic_compare_exchange_n(&d->max_live, &max, live, true,
+					    __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		;
+	*handle = h;
+	return 0;
+}
+
+static inline void t_cdev_dereg(void *dev, uint64_t handle)
+{
+	struct t_cdev *d = dev;
+
+	if (d->dereg_us)
+		usleep(d->dereg_us);
+	if (handle >= d->nhandles ||
+	    !__atomic_exchange_n(&d->is_live[handle], 0, __ATOMIC_ACQ_REL)) {
+		__atomic_fetch_add(&d->bad_deregs, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	__atomic_sub_fetch(&d->live, 1, __ATOMIC_SEQ_CST);
+}
+
+static const struct uhmm_rcache_ops t_cdev_ops = {
+	.reg = t_cdev_reg,
+	.dereg = t_cdev_dereg,
+};
+
+static inline bool t_cdev_live(struct t_cdev *d, uint64_t h)
+{
+	return h < d->nhandles &&
+	       __atomic_load_n(&d->is_live[h], __ATOMIC_ACQUIRE);
+}
+
 /* ---- the cache ---- */
 
 static inline struct uhmm_rcache_stats t_rc_stats(struct uhmm_rcache *rc)

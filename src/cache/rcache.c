@@ -14,12 +14,41 @@
  * dead         'valid' went to 0 (an invalidation, or eviction). Holders
  *              keep using the registration; whoever sees (dead, no holder)
  *              first - the invalidation, an eviction, or the last put -
- *              claims it (dereg_claimed) and queues it for the worker.
- * retire       the worker: ops->dereg, remove the notifier, take it out
- *              of the tree; the struct goes to the free list with a new
- *              incarnation. Never on the event dispatcher: a device may
- *              block in dereg. Dead regions count against max_regions
- *              until retired, which bounds the backlog.
+ *              claims it (dereg_claimed), for that incarnation only. A
+ *              miss that claims it retires it at once; anyone else queues
+ *              it for the worker, in the same step under dead_lock
+ *              (queue_dead).
+ * retire       ops->dereg, remove the notifier, take it out of the tree;
+ *              the struct goes to the free list with a new incarnation.
+ *              Done by the worker, or by a miss that needs the room
+ *              (make_room), never on the event dispatcher: a device may
+ *              block in dereg.
+ *
+ * Limits. Every region in the tree counts, valid or dead, and reg and
+ * dereg happen only under rc->lock, so when rc->lock is free the device
+ * has exactly rc->nregions registrations. A miss over a limit retires
+ * dead regions no one holds and evicts idle valid ones itself; only held
+ * regions (valid or dead) are left alone and can take the cache past its
+ * limits. Dead regions alone never can: a slow dereg makes the worker
+ * fall behind a stream of invalidations, and a miss that grew past them
+ * instead of retiring them let the backlog grow without bound.
+ *
+ * Locks, outer first: rc->lock, then r->lock or dead_lock (never both).
+ *
+ * rc->lock     the tree, the counts, the free list. Held across ops->reg
+ *              and ops->dereg (misses, the worker, destroy), so the device
+ *              sees one call at a time, and across waits for invalidation
+ *              windows (read_begin, notifier remove): no callback takes
+ *              it.
+ * r->lock      orders a commit against a zap (read_retry vs set_seq).
+ * dead_lock    the queue of claimed dead regions, and the incarnation's
+ *              moves. A region leaves the queue only under rc->lock, so a
+ *              thread holding rc->lock finds every claimed region of the
+ *              tree on it.
+ *
+ * The invalidate callback takes r->lock and dead_lock, never rc->lock, and
+ * never calls the device: the dispatcher must not wait for a miss or a
+ * device (a miss may wait for the dispatcher's window).
  *
  * The hit path takes no lock shared by threads. Each thread keeps a few
  * (region, incarnation) pairs it used. A hit raises the region's 'active'
@@ -31,6 +60,9 @@
  * system before destroy (type-stable, like SLAB_TYPESAFE_BY_RCU), so a
  * thread's stale pair can always be checked safely. Before looking, a get
  * waits for events already read from the kernel (DESIGN.md invariant 8).
+ *
+ * UHMM_EVENT_PROTECTION invalidates nothing: ops->reg pins, and a pinned
+ * page stays where it is (see region_invalidate()).
  */
 #include <errno.h>
 #include <limits.h>
@@ -121,45 +153,89 @@ static unsigned long next_rcache_id = 1;	/* atomic */
 
 /* ---- dead regions ---- */
 
-static void queue_dead(struct region *r)
-{
-	struct uhmm_rcache *rc = r->rc;
-
-	pthread_mutex_lock(&rc->dead_lock);
-	r->next = rc->dead;
-	rc->dead = r;
-	pthread_mutex_unlock(&rc->dead_lock);
-	pthread_cond_signal(&rc->dead_cond);
-}
-
 /* (dead, no holder): the first to see it gets to retire r. */
 static bool claim(struct region *r)
 {
 	return !__atomic_exchange_n(&r->dereg_claimed, 1, __ATOMIC_ACQ_REL);
 }
 
+/*
+ * Queue r for the worker if it is dead and no one holds it, unless someone
+ * else did: whoever brings a dead region to no holder calls this (the
+ * invalidation, the last put, a failed hit's release), and so may a late
+ * caller, whose region has been retired and registered anew meanwhile.
+ * So it claims only a region that is, in this order (all sequentially
+ * consistent, as the commit and kill() are):
+ *
+ *   unclaimed   dereg_claimed == 0: committed (the commit clears it after
+ *               setting valid: a region still registering is never taken
+ *               for dead) and not claimed by anyone yet;
+ *   dead        valid == 0, so killed after that commit;
+ *   unheld      active == 0 (a holder from before the kill is seen);
+ *
+ * all in incarnation inc, which region_free() moves on under dead_lock:
+ * found unchanged under it, no new life can have cleared dereg_claimed.
+ * Claim and push are one step under dead_lock, and a region leaves the
+ * queue only under rc->lock: so a thread holding rc->lock finds every
+ * claimed region of the tree on the queue.
+ */
+static void queue_dead(struct region *r)
+{
+	struct uhmm_rcache *rc = r->rc;
+	unsigned long inc = __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST);
+	bool queued = false;
+
+	if (__atomic_load_n(&r->dereg_claimed, __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&r->active, __ATOMIC_SEQ_CST))
+		return;
+	pthread_mutex_lock(&rc->dead_lock);
+	if (__atomic_load_n(&r->incarnation, __ATOMIC_RELAXED) == inc &&
+	    claim(r)) {
+		r->next = rc->dead;
+		rc->dead = r;
+		queued = true;
+	}
+	pthread_mutex_unlock(&rc->dead_lock);
+	if (queued)
+		pthread_cond_signal(&rc->dead_cond);
+}
+
+/* Under rc->lock: a claimed region off the worker's queue, or NULL. */
+static struct region *dequeue_dead(struct uhmm_rcache *rc)
+{
+	struct region *r;
+
+	pthread_mutex_lock(&rc->dead_lock);
+	r = rc->dead;
+	if (r)
+		rc->dead = r->next;
+	pthread_mutex_unlock(&rc->dead_lock);
+	return r;
+}
+
 /* Drop a hold; the last holder of a dead region queues it. */
 static void release(struct region *r)
 {
 	if (__atomic_sub_fetch(&r->active, 1, __ATOMIC_SEQ_CST) == 0 &&
-	    !__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) && claim(r))
+	    !__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST))
 		queue_dead(r);
 }
 
-/*
- * Mark r dead. Returns KILL_CLAIMED if the caller must retire it (no
- * holder), KILL_HELD if holders remain (the last put queues it), and
- * KILL_ALREADY if it was dead before.
- */
-enum { KILL_ALREADY, KILL_HELD, KILL_CLAIMED };
-
-static int kill(struct region *r)
+/* Mark r dead; false if it was already. */
+static bool kill(struct region *r)
 {
-	if (!__atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST))
-		return KILL_ALREADY;
-	if (__atomic_load_n(&r->active, __ATOMIC_SEQ_CST) == 0 && claim(r))
-		return KILL_CLAIMED;
-	return KILL_HELD;
+	return __atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * After kill(): no holder? Both sides are sequentially consistent, so a
+ * hit that raises 'active' after this load sees valid == 0 and lets go:
+ * whoever then claims r may retire it.
+ */
+static bool idle(struct region *r)
+{
+	return !__atomic_load_n(&r->active, __ATOMIC_SEQ_CST);
 }
 
 static bool region_invalidate(struct uhmm_interval_notifier *sub,
@@ -167,17 +243,35 @@ static bool region_invalidate(struct uhmm_interval_notifier *sub,
 			      unsigned long cur_seq)
 {
 	struct region *r = region_of_sub(sub);
-	int killed;
+	bool killed;
 
-	(void)range;
+	/*
+	 * A protection change moves no page, and the registration pins its
+	 * pages (ops->reg pins). Fork, which reports one over the private
+	 * writable mappings as it write-protects them for copy-on-write,
+	 * leaves the parent's pinned pages in place: copy_present_ptes()
+	 * finds folio_needs_cow_for_dma() (folio_maybe_dma_pinned() once
+	 * the mm has pinned anything), so folio_try_dup_anon_rmap_ptes()
+	 * fails and copy_present_page() gives the CHILD a copy at once; the
+	 * parent's page stays mapped, exclusive and writable. A pin taken
+	 * after fork unshares a page still shared first (GUP's
+	 * FAULT_FLAG_UNSHARE), and GUP and fork exclude each other
+	 * (mmap_lock, write_protect_seq), so a registration in progress is
+	 * right too: no set_seq either, it need not retry.
+	 */
+	if (range->event == UHMM_EVENT_PROTECTION)
+		return true;
+
 	pthread_mutex_lock(&r->lock);
 	uhmm_interval_set_seq(sub, cur_seq);
 	killed = kill(r);
 	pthread_mutex_unlock(&r->lock);
-	if (killed == KILL_CLAIMED)
-		queue_dead(r);
-	if (killed != KILL_ALREADY)
-		__atomic_fetch_add(&r->rc->invalidations, 1, __ATOMIC_RELAXED);
+	if (!killed)
+		return true;
+	/* No retire_locked() here: the dispatcher must not wait for a
+	 * device, nor for rc->lock. */
+	queue_dead(r);	/* if no one holds it */
+	__atomic_fetch_add(&r->rc->invalidations, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -216,14 +310,24 @@ static struct region *region_alloc(struct uhmm_rcache *rc)
 /* Under rc->lock, once r is out of the tree and has no notifier. */
 static void region_free(struct uhmm_rcache *rc, struct region *r)
 {
-	/* Stale thread entries see a new incarnation and let go. */
+	/*
+	 * Stale thread entries see a new incarnation and let go, and so
+	 * does a claim still on its way for this one (queue_dead), which
+	 * reads it under dead_lock.
+	 */
+	pthread_mutex_lock(&rc->dead_lock);
 	__atomic_fetch_add(&r->incarnation, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&rc->dead_lock);
 	rc->retired_hits += __atomic_exchange_n(&r->hits, 0, __ATOMIC_RELAXED);
 	r->next = rc->free;
 	rc->free = r;
 }
 
-/* Under rc->lock: deregister a claimed dead region and free it. */
+/*
+ * Under rc->lock: deregister a claimed dead region and free it. The worker
+ * and a miss (make_room) call it, one at a time: it is what keeps the
+ * device's registrations equal to rc->nregions.
+ */
 static void retire_locked(struct uhmm_rcache *rc, struct region *r)
 {
 	rc->ops->dereg(rc->dev, r->pub.handle);
@@ -242,18 +346,25 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		struct region *r;
+		bool stop;
 
 		pthread_mutex_lock(&rc->dead_lock);
 		while (!rc->dead && !rc->stop)
 			pthread_cond_wait(&rc->dead_cond, &rc->dead_lock);
-		r = rc->dead;
-		if (r)
-			rc->dead = r->next;
+		stop = !rc->dead;	/* stopping, and nothing left */
 		pthread_mutex_unlock(&rc->dead_lock);
-		if (!r)
-			return NULL;	/* stopping, and nothing left */
+		if (stop)
+			return NULL;
+		/*
+		 * Take it off the queue only under rc->lock: a miss holding
+		 * rc->lock must find every claimed region still in the tree
+		 * on the queue, to retire it itself. A miss may have taken
+		 * it meanwhile: then look again.
+		 */
 		pthread_mutex_lock(&rc->lock);
-		retire_locked(rc, r);
+		r = dequeue_dead(rc);
+		if (r)
+			retire_locked(rc, r);
 		pthread_mutex_unlock(&rc->lock);
 	}
 }
@@ -347,7 +458,13 @@ static struct region *tree_lookup(struct uhmm_rcache *rc, unsigned long start,
 
 /* ---- misses ---- */
 
-/* Under rc->lock: the idle valid region used least recently. */
+/*
+ * Under rc->lock: a region no one holds, to make room with. A dead one
+ * first: it can never be hit again (it is here because its invalidation
+ * or its last put is queueing it, or just did). Else the valid one used
+ * least recently. NULL if every region is held. The loads are hints:
+ * make_room() decides with kill() and idle().
+ */
 static struct region *lru_victim(struct uhmm_rcache *rc)
 {
 	struct region *victim = NULL;
@@ -357,32 +474,62 @@ static struct region *lru_victim(struct uhmm_rcache *rc)
 	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
 		struct region *r = region_of_node(n);
 
-		if (!__atomic_load_n(&r->valid, __ATOMIC_RELAXED) ||
-		    __atomic_load_n(&r->active, __ATOMIC_RELAXED))
+		if (__atomic_load_n(&r->active, __ATOMIC_RELAXED))
 			continue;
-		if (!victim || r->last_use < victim->last_use)
+		if (!__atomic_load_n(&r->valid, __ATOMIC_RELAXED))
+			return r;
+		if (!victim || __atomic_load_n(&r->last_use, __ATOMIC_RELAXED) <
+			       __atomic_load_n(&victim->last_use,
+					       __ATOMIC_RELAXED))
 			victim = r;
 	}
 	return victim;
 }
 
-/* Under rc->lock: evict idle regions until one of len bytes fits. */
+/*
+ * Under rc->lock: deregister regions until one of len bytes fits. Every
+ * region in the tree counts, valid or dead, until it is retired, so the
+ * device has exactly rc->nregions registrations whenever rc->lock is free.
+ * Each turn frees one region, in this thread:
+ *
+ *  1. a dead region no one holds, from the worker's queue. Waiting for the
+ *     worker instead is how the backlog grew without bound: with a slow
+ *     dereg, invalidations kill regions faster than it retires them, and
+ *     each miss registered anew past the limit;
+ *  2. else a region no one holds: a dead one not queued yet (its
+ *     invalidation or last put is on the way: whoever claims it first
+ *     retires it, and a late claim is for an incarnation gone, see
+ *     queue_dead), or the valid one used least recently (an eviction).
+ *
+ * What is left is held: valid regions in use, and dead regions not yet
+ * put. A miss never touches them (their holders may be using the
+ * registration) and never waits for them: a put may never come while the
+ * caller itself holds regions, and nothing says which. The cache grows
+ * past its limits instead, by the regions held and no more.
+ */
 static void make_room(struct uhmm_rcache *rc, size_t len)
 {
 	while (rc->nregions + 1 > rc->max_regions ||
 	       rc->nbytes + len > rc->max_bytes) {
-		struct region *r = lru_victim(rc);
-		int killed;
+		struct region *r = dequeue_dead(rc);
 
-		if (!r)
-			return;		/* all in use: grow past the limit */
-		pthread_mutex_lock(&r->lock);
-		killed = kill(r);
-		pthread_mutex_unlock(&r->lock);
-		rc->evictions++;
-		if (killed == KILL_CLAIMED)
-			retire_locked(rc, r);
-		/* else a racing hit holds it: its put queues it */
+		if (!r) {
+			r = lru_victim(rc);
+			if (!r)
+				return;		/* all held: grow */
+			pthread_mutex_lock(&r->lock);
+			if (kill(r))
+				rc->evictions++;
+			pthread_mutex_unlock(&r->lock);
+			/*
+			 * A racing hit may hold it now (its put queues it),
+			 * or someone claimed it first and queued it at once
+			 * (the next turn takes it from the queue).
+			 */
+			if (!idle(r) || !claim(r))
+				continue;
+		}
+		retire_locked(rc, r);
 	}
 }
 
@@ -406,12 +553,34 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 	if (ret)
 		goto fail;
 
-	/* The driver loop: commit only what no invalidation collided with. */
-	for (;;) {
+	/*
+	 * The driver loop: commit only what no invalidation collided with,
+	 * and only pages seen in watched mappings before reg: a mapping
+	 * created in a hole after insert armed the range sends no event,
+	 * not even when it goes (uhmm_source_check_armed()). If the check
+	 * saw a hole and reg still succeeded, such a mapping may have come
+	 * and gone in between: look again. A device that registers holes
+	 * (pinning nothing) gets -EFAULT after 16 such tries in a row.
+	 */
+	for (int holes = 0;;) {
 		unsigned long seq = uhmm_interval_read_begin(&r->sub);
+		int armed = rc->mm->source ? uhmm_source_check_armed(
+				rc->mm->source, &r->sub, start, end) : 0;
 
-		ret = rc->ops->reg(rc->dev, r->pub.addr, r->pub.len, access,
-				   &handle);
+		if (armed == -EAGAIN)
+			continue;	/* armed just now: look again */
+		ret = armed == -ENOENT || armed == -ENOTTY ? 0 : armed;
+		if (!ret)
+			ret = rc->ops->reg(rc->dev, r->pub.addr, r->pub.len,
+					   access, &handle);
+		if (!ret && armed == -ENOENT) {
+			rc->ops->dereg(rc->dev, handle);
+			__atomic_fetch_add(&rc->deregistrations, 1,
+					   __ATOMIC_RELAXED);
+			if (++holes < 16)
+				continue;
+			ret = -EFAULT;
+		}
 		if (ret) {
 			uhmm_interval_notifier_remove(&r->sub);
 			goto fail;

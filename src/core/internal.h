@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "uhmm.h"
 #include "core/itree.h"
@@ -120,6 +121,12 @@ void uhmm_mm_drop(struct uhmm_mm *mm);
 /* notifier.c: deliver UHMM_EVENT_RELEASE to every subscription, once. */
 void uhmm_notifier_release(struct uhmm_mm *mm);
 
+/* notifier.c: read_begin with a CLOCK_MONOTONIC deadline (0: none);
+ * 0 and *seqp set, or -ETIMEDOUT. */
+int uhmm_interval_read_begin_until(struct uhmm_interval_notifier *sub,
+				   unsigned long long deadline_ns,
+				   unsigned long *seqp);
+
 /* notifier.c: is this thread inside an invalidate callback? */
 bool uhmm_in_callback(void);
 
@@ -143,6 +150,31 @@ unsigned long uhmm_mm_seq(struct uhmm_mm *mm);
 #else
 #define UHMM_BUG_ON(cond, msg) ((void)0)
 #endif
+
+/*
+ * Condition variables that timed waits use take CLOCK_MONOTONIC deadlines
+ * (uhmm_prim_now_ns()), immune to changes of the wall clock.
+ */
+static inline int uhmm_cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	int ret;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	ret = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return ret;
+}
+
+/* An absolute CLOCK_MONOTONIC deadline in nanoseconds, as a timespec. */
+static inline struct timespec uhmm_deadline_ts(unsigned long long deadline_ns)
+{
+	return (struct timespec){
+		.tv_sec = (time_t)(deadline_ns / 1000000000ULL),
+		.tv_nsec = (long)(deadline_ns % 1000000000ULL),
+	};
+}
 
 #define READ_ONCE_ACQ(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define WRITE_ONCE_REL(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)

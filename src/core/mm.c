@@ -10,12 +10,15 @@
  * caught mid-update, and the child gets fresh locks and a new fork
  * generation. The first call on a copy delivers UHMM_EVENT_RELEASE to its
  * subscriptions; the calls then return -ECHILD, except remove, which
- * still works so the child can reclaim their memory.
+ * still works so the child can reclaim their memory. In the parent, fork()
+ * write-protects private memory: the handlers bracket it with
+ * UHMM_EVENT_PROTECTION windows (source/fork.c).
  */
 #include <errno.h>
 
 #include "core/internal.h"
 #include "prim/prim.h"
+#include "source/fork.h"
 #include "source/source.h"
 
 unsigned long uhmm_fork_gen;
@@ -24,18 +27,57 @@ unsigned long uhmm_forks;
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uhmm_mm *all_mms;	/* [all_lock] */
 
-static void fork_prepare(void)
+static void lock_all_mms(void)
 {
-	pthread_mutex_lock(&all_lock);
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
 		pthread_mutex_lock(&mm->lock);
 }
 
+static void unlock_all_mms(void)
+{
+	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
+		pthread_mutex_unlock(&mm->lock);
+}
+
+/*
+ * fork() write-protects the parent's private memory, and the kernel tells
+ * its secondary MMUs (mm/memory.c, copy_page_range()):
+ *
+ *	if (is_cow) {
+ *		mmu_notifier_range_init(&range, MMU_NOTIFY_PROTECTION_PAGE,
+ *					0, src_mm, addr, end);
+ *		mmu_notifier_invalidate_range_start(&range);
+ *
+ * Here the prepare handler opens those windows first (source/fork.c: their
+ * callbacks may take device locks, so no mm lock is held yet), then takes
+ * every mm lock as before and checks, under them, that nothing slipped in
+ * meanwhile. all_lock stays held across fork(), so forks are serialised
+ * and the list of mms, and fork.c's record of the windows, stay put.
+ */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&all_lock);
+	uhmm_fork_protect_begin(all_mms);
+	for (;;) {
+		uhmm_fork_protect_open();
+		lock_all_mms();
+		if (uhmm_fork_protect_check())
+			break;
+		unlock_all_mms();
+	}
+}
+
+/*
+ * The copy is done: close the windows, as the kernel does after it, once
+ * the mm locks are dropped (closing one takes its lock). uhmm_forks moves
+ * first, so a read that waited for a window to close sees the fork and
+ * treats anonymous pages as shared copy-on-write (range/fault.c).
+ */
 static void fork_parent(void)
 {
 	__atomic_fetch_add(&uhmm_forks, 1, __ATOMIC_RELAXED);
-	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
-		pthread_mutex_unlock(&mm->lock);
+	unlock_all_mms();
+	uhmm_fork_protect_end();
 	pthread_mutex_unlock(&all_lock);
 }
 
@@ -45,9 +87,11 @@ static void fork_child(void)
 	__atomic_fetch_add(&uhmm_forks, 1, __ATOMIC_RELAXED);
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next) {
 		pthread_mutex_init(&mm->lock, NULL);
-		pthread_cond_init(&mm->wq, NULL);
+		uhmm_cond_init_monotonic(&mm->wq);
 	}
 	pthread_mutex_init(&all_lock, NULL);
+	/* The windows were the parent's: notifier.c ends the copies. */
+	uhmm_fork_protect_forget();
 	uhmm_source_after_fork_child();
 	uhmm_prim_after_fork_child();
 }
@@ -77,7 +121,7 @@ int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags)
 		free(mm);
 		return -ENOMEM;
 	}
-	if (pthread_cond_init(&mm->wq, NULL)) {
+	if (uhmm_cond_init_monotonic(&mm->wq)) {
 		pthread_mutex_destroy(&mm->lock);
 		free(mm);
 		return -ENOMEM;

@@ -45,6 +45,7 @@
 #include <stddef.h>
 
 #include "core/internal.h"
+#include "prim/prim.h"
 #include "source/source.h"
 
 #define sub_of(n) \
@@ -449,30 +450,71 @@ int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub)
 				 uhmm_sub_end(sub));
 }
 
-unsigned long uhmm_interval_read_begin(struct uhmm_interval_notifier *sub)
+/*
+ * read_begin with an optional CLOCK_MONOTONIC deadline (0: none). Returns 0
+ * and sets *seqp, or -ETIMEDOUT.
+ */
+int uhmm_interval_read_begin_until(struct uhmm_interval_notifier *sub,
+				   unsigned long long deadline_ns,
+				   unsigned long *seqp)
 {
 	struct uhmm_mm *mm = sub->mm;
+	struct timespec ts = uhmm_deadline_ts(deadline_ns);
 	unsigned long seq;
+	int ret = 0;
 
 	/* Events read but not yet dispatched count as not yet happened
 	 * (see source.h); a fork child's copy is released, never waits. */
 	if (uhmm_mm_forked(mm))
 		uhmm_notifier_release_child(mm);
 	else if (mm->source)
-		uhmm_source_wait_events(mm->source);
+		ret = uhmm_source_wait_events_until(mm->source, deadline_ns);
+	if (ret)
+		return ret;
 
 	seq = READ_ONCE_ACQ(sub->invalidate_seq);
+	*seqp = seq;
 	if (seq != READ_ONCE_ACQ(mm->invalidate_seq))
-		return seq;
+		return 0;
 
 	UHMM_BUG_ON(callback_mm == mm,
 		    "uhmm_interval_read_begin() from an invalidate callback "
 		    "waits for its own window: deadlock");
 	pthread_mutex_lock(&mm->lock);
-	while (mm->invalidate_seq == seq)
-		pthread_cond_wait(&mm->wq, &mm->lock);
+	while (mm->invalidate_seq == seq) {
+		if (!deadline_ns) {
+			pthread_cond_wait(&mm->wq, &mm->lock);
+		} else if (pthread_cond_timedwait(&mm->wq, &mm->lock, &ts) ==
+			   ETIMEDOUT) {
+			ret = mm->invalidate_seq == seq ? -ETIMEDOUT : 0;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&mm->lock);
+	return ret;
+}
+
+unsigned long uhmm_interval_read_begin(struct uhmm_interval_notifier *sub)
+{
+	unsigned long seq = 0;
+
+	/* Without a deadline it cannot fail. */
+	uhmm_interval_read_begin_until(sub, 0, &seq);
 	return seq;
+}
+
+int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
+				     unsigned int timeout_ms,
+				     unsigned long *seq)
+{
+	if (!sub || !seq)
+		return -EINVAL;
+	return uhmm_interval_read_begin_until(
+		sub,
+		timeout_ms ? uhmm_prim_now_ns() +
+				     (unsigned long long)timeout_ms * 1000000ULL
+			   : 0,
+		seq);
 }
 
 bool uhmm_interval_read_retry(struct uhmm_interval_notifier *sub,

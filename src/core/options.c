@@ -12,6 +12,8 @@ struct option_desc {
 static const struct option_desc options[UHMM_OPT_COUNT] = {
 	[UHMM_OPT_READER_SPIN_US] = { "UHMM_READER_SPIN_US", 0, 0, 1000000 },
 	[UHMM_OPT_PAGEMAP_SCAN] = { "UHMM_PAGEMAP_SCAN", 1, 0, 1 },
+	[UHMM_OPT_REMOVE_GRACE_US] = { "UHMM_REMOVE_GRACE_US", 100000, 0,
+				       10000000 },
 };
 
 static long values[UHMM_OPT_COUNT];

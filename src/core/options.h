@@ -13,6 +13,10 @@ enum uhmm_option {
 	/* 0: snapshot with /proc/self/pagemap even where PAGEMAP_SCAN works
 	 * (to test the fallback of kernels before 6.7). */
 	UHMM_OPT_PAGEMAP_SCAN,
+	/* Microseconds after a REMOVE (madvise discard) event was read after
+	 * which its window closes even if the zap cannot be known to be over
+	 * (source/uffd.c, "Discards"); 0 closes it at dispatch. */
+	UHMM_OPT_REMOVE_GRACE_US,
 	UHMM_OPT_COUNT
 };
 

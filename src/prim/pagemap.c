@@ -70,6 +70,73 @@ long uhmm_prim_pagemap_scan(unsigned long start, unsigned long end,
 	return ret;
 }
 
+/*
+ * The kernel's PAGEMAP_SCAN (fs/proc/task_mmu.c) gives each page the
+ * category of its mapping as well as its own:
+ *
+ *	pagemap_scan_test_walk():
+ *		bool wp_allowed = userfaultfd_wp_async(vma) &&
+ *		    userfaultfd_wp_use_markers(vma);
+ *		...
+ *		if (wp_allowed)
+ *			vma_category |= PAGE_IS_WPALLOWED;
+ *		...
+ *		if (!pagemap_scan_is_interesting_vma(vma_category, p))
+ *			return 1;
+ *		p->cur_vma_category = vma_category;
+ *
+ * and every page walked, present or not, is reported with it: PTEs as
+ * "p->cur_vma_category | pagemap_page_category(...)", unpopulated ranges
+ * by pagemap_scan_pte_hole() as "p->cur_vma_category" (it returns early
+ * only "if (!vma || ...)": addresses in no mapping are never reported).
+ * The VMA flag and the pages are read under one mmap_read_lock. For an
+ * anonymous mapping userfaultfd_wp_use_markers() needs
+ * UFFD_FEATURE_WP_UNPOPULATED, which userfaultfd_api() turns on with
+ * WP_ASYNC ("WP_ASYNC relies on WP_UNPOPULATED, choose it
+ * unconditionally"), so a mapping registered by uhmm_prim_uffd_register()
+ * is WPALLOWED whatever it maps.
+ *
+ * Two scans, each stopping at its first extra region (vec_len 1):
+ *  1. every page, only WPALLOWED returned: a range wholly in registered
+ *     mappings is one region, [start, end), WPALLOWED - the usual answer;
+ *  2. otherwise, only pages whose mapping is NOT WPALLOWED
+ *     (category_mask = category_inverted = WPALLOWED, which
+ *     pagemap_scan_is_interesting_vma() applies to the whole mapping):
+ *     any region means a mapping is not registered; none, that the rest
+ *     is holes.
+ */
+int uhmm_prim_pagemap_wp_coverage(unsigned long start, unsigned long end)
+{
+	struct page_region r;
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = start,
+		.end = end,
+		.vec = (unsigned long)&r,
+		.vec_len = 1,
+		.return_mask = PAGE_IS_WPALLOWED,
+	};
+	int fd = pagemap_open();
+	long n;
+
+	if (fd < 0)
+		return fd;
+	n = ioctl(fd, PAGEMAP_SCAN, &arg);
+	if (n < 0)
+		return -errno;
+	if (n == 1 && r.start == start && r.end == end &&
+	    (r.categories & PAGE_IS_WPALLOWED))
+		return UHMM_PRIM_WP_ALL;
+
+	arg.category_mask = PAGE_IS_WPALLOWED;
+	arg.category_inverted = PAGE_IS_WPALLOWED;
+	arg.max_pages = 1;
+	n = ioctl(fd, PAGEMAP_SCAN, &arg);
+	if (n < 0)
+		return -errno;
+	return n ? UHMM_PRIM_WP_MISSING : UHMM_PRIM_WP_HOLE;
+}
+
 int uhmm_prim_pagemap_read(unsigned long start, size_t npages,
 			   unsigned long long *entries)
 {

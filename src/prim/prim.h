@@ -32,18 +32,50 @@ int uhmm_prim_uffd_open(int *fdp);
 int uhmm_prim_uffd_register(int fd, unsigned long start, unsigned long len);
 int uhmm_prim_uffd_unregister(int fd, unsigned long start, unsigned long len);
 
+/*
+ * Is an event of fd in flight - queued, or read while the thread that
+ * sent it has not yet resumed? The kernel's userfaultfd context counts
+ * them in mmap_changing, and UFFDIO_COPY checks it before anything else
+ * (fs/userfaultfd.c, userfaultfd_copy()):
+ *
+ *	ret = -EAGAIN;
+ *	if (unlikely(atomic_read(&ctx->mmap_changing))) {
+ *		...
+ *		goto out;
+ *	}
+ *
+ * so a copy with an invalid mode answers EAGAIN while one is in flight and
+ * EINVAL otherwise, touching no memory. 1, 0, or a negative errno.
+ */
+int uhmm_prim_uffd_changing(int fd);
+
 /* Read up to n events; -EAGAIN when there is none. */
 ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n);
 
 /*
  * Wait until fd is readable or wake_fd (an eventfd) was signalled, for at
- * most timeout_ms (-1: forever). Returns a mask: 1 fd readable, 2 woken.
+ * most timeout_us microseconds (-1: forever). Either fd may be -1.
+ * Returns a mask: 1 fd readable, 2 woken; 0 on timeout or a signal.
  */
-int uhmm_prim_wait2(int fd, int wake_fd, int timeout_ms);
+int uhmm_prim_wait2(int fd, int wake_fd, long long timeout_us);
 int uhmm_prim_eventfd(int *fdp);
 void uhmm_prim_eventfd_signal(int fd);
 void uhmm_prim_eventfd_drain(int fd);
 void uhmm_prim_close(int fd);
+
+/*
+ * len bytes of private anonymous memory straight from the kernel (never
+ * through malloc, whose locks another thread may hold), or NULL.
+ */
+void *uhmm_prim_map_anon(size_t len);
+void uhmm_prim_unmap(void *p, size_t len);
+
+/*
+ * Take and drop the process's mmap_lock for writing (an mprotect() of
+ * page, a private PROT_NONE page of uhmm's own, to what it is): returns
+ * once every thread that held it for reading at the call has dropped it.
+ */
+int uhmm_prim_mmap_barrier(void *page);
 
 /* Let another thread run on this CPU. */
 void uhmm_prim_yield(void);
@@ -68,6 +100,15 @@ struct uhmm_vma {
  */
 int uhmm_prim_vma_find(unsigned long addr, struct uhmm_vma *vma);
 
+/*
+ * Is [start, end) exactly one mapping now, with a flag for which
+ * userfaultfd refuses to register it whatever the timing (VM_SPECIAL:
+ * vdso, vvar, io_uring and perf rings, device memory; or MAP_DROPPABLE)?
+ * 1 yes, 0 no (or no such mapping now), or a negative errno. Reads
+ * /proc/self/smaps: slow, for the rare path.
+ */
+int uhmm_prim_vma_uffd_refuses(unsigned long start, unsigned long end);
+
 /* ---- page state ---- */
 
 /*
@@ -84,6 +125,21 @@ long uhmm_prim_pagemap_scan(unsigned long start, unsigned long end,
 			    unsigned long long anyof_mask,
 			    unsigned long long return_mask,
 			    unsigned long *walk_end);
+
+/*
+ * Does every page of [start, end) lie in a mapping registered with a
+ * userfaultfd in asynchronous write-protect mode (PAGEMAP_SCAN's
+ * PAGE_IS_WPALLOWED)? Each mapping's registration is read at one instant
+ * with its pages. Returns
+ *   UHMM_PRIM_WP_ALL      every page does;
+ *   UHMM_PRIM_WP_MISSING  some page lies in a mapping that is not
+ *                         registered;
+ *   UHMM_PRIM_WP_HOLE     none such, but some page lies in no mapping, or
+ *                         in one PAGEMAP_SCAN skips (VM_PFNMAP);
+ * or -ENOTTY/-EINVAL: no PAGEMAP_SCAN (Linux before 6.7).
+ */
+enum { UHMM_PRIM_WP_ALL, UHMM_PRIM_WP_MISSING, UHMM_PRIM_WP_HOLE };
+int uhmm_prim_pagemap_wp_coverage(unsigned long start, unsigned long end);
 
 /* /proc/self/pagemap entries of npages pages from start. */
 int uhmm_prim_pagemap_read(unsigned long start, size_t npages,

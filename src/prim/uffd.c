@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +61,17 @@ int uhmm_prim_uffd_unregister(int fd, unsigned long start, unsigned long len)
 	return ioctl(fd, UFFDIO_UNREGISTER, &range) ? -errno : 0;
 }
 
+int uhmm_prim_uffd_changing(int fd)
+{
+	struct uffdio_copy copy = { .mode = 1ULL << 63 };
+
+	if (!ioctl(fd, UFFDIO_COPY, &copy))
+		return -EPROTO;	/* cannot succeed: nothing to copy */
+	if (errno == EAGAIN)
+		return 1;
+	return errno == EINVAL ? 0 : -errno;
+}
+
 ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n)
 {
 	ssize_t ret;
@@ -72,15 +84,19 @@ ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n)
 	return ret / (ssize_t)sizeof(*msgs);
 }
 
-int uhmm_prim_wait2(int fd, int wake_fd, int timeout_ms)
+int uhmm_prim_wait2(int fd, int wake_fd, long long timeout_us)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = fd, .events = POLLIN },
 		{ .fd = wake_fd, .events = POLLIN },
 	};
+	struct timespec ts = {
+		.tv_sec = timeout_us / 1000000,
+		.tv_nsec = (timeout_us % 1000000) * 1000,
+	};
 	int ret;
 
-	ret = poll(pfd, 2, timeout_ms);
+	ret = ppoll(pfd, 2, timeout_us < 0 ? NULL : &ts, NULL);
 	if (ret < 0)
 		return errno == EINTR ? 0 : -errno;
 	return (pfd[0].revents ? 1 : 0) | (pfd[1].revents ? 2 : 0);
@@ -109,6 +125,25 @@ void uhmm_prim_eventfd_drain(int fd)
 	uint64_t v;
 
 	(void)!read(fd, &v, sizeof(v));
+}
+
+void *uhmm_prim_map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void uhmm_prim_unmap(void *p, size_t len)
+{
+	munmap(p, len);
+}
+
+int uhmm_prim_mmap_barrier(void *page)
+{
+	return mprotect(page, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE) ? -errno
+									: 0;
 }
 
 void uhmm_prim_yield(void)

@@ -133,6 +133,73 @@ int uhmm_prim_vma_find(unsigned long addr, struct uhmm_vma *vma)
 	return vma_parse(addr, vma);
 }
 
+/*
+ * Does the mapping [start, end) carry a flag for which userfaultfd refuses
+ * to register it? Its "VmFlags" line in /proc/self/smaps tells, with the
+ * mnemonics of show_smap_vma_flags() (fs/proc/task_mmu.c):
+ *
+ *	[ilog2(VM_IO)]		= "io",
+ *	[ilog2(VM_DONTEXPAND)]	= "de",
+ *	[ilog2(VM_PFNMAP)]	= "pf",
+ *	[ilog2(VM_MIXEDMAP)]	= "mm",
+ *	[ilog2(VM_DROPPABLE)]	= "dp",
+ *
+ * The first four are VM_SPECIAL. Measured on Linux 6.18, UFFDIO_REGISTER
+ * in write-protect mode answers EINVAL for exactly such mappings: the
+ * vdso ("de"), vvar and vvar_vclock ("pf io de"), io_uring's rings ("de
+ * mm"), and MAP_DROPPABLE ones, which vma_can_userfault() turns away
+ * itself ("if (vma->vm_flags & VM_DROPPABLE) return false;"). These flags
+ * are set when a mapping is created and never by mmap() of ordinary
+ * memory, so no unmap and mmap() again at the same address can make an
+ * ordinary mapping look like one of these.
+ *
+ * smaps has no lookup by address, and reading it walks the page tables
+ * of every mapping listed before ours: this is for the rare path only.
+ */
+int uhmm_prim_vma_uffd_refuses(unsigned long start, unsigned long end)
+{
+	static const char *const refusing[] = { "io", "de", "pf", "mm", "dp" };
+	FILE *f = fopen("/proc/self/smaps", "re");
+	bool in = false;
+	char line[512];
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		char *save, *tok;
+
+		/* A line longer than the buffer continues on the next read. */
+		if (!strchr(line, '\n')) {
+			int c;
+
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+		}
+		/* A mapping's first line: "start-end perms ...". */
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			if (s >= end)
+				break;
+			in = s == start && e == end;
+			continue;
+		}
+		if (!in || strncmp(line, "VmFlags:", 8))
+			continue;
+		for (tok = strtok_r(line + 8, " \n", &save); tok && !ret;
+		     tok = strtok_r(NULL, " \n", &save)) {
+			for (size_t i = 0; i < sizeof(refusing) /
+					       sizeof(refusing[0]); i++)
+				if (!strcmp(tok, refusing[i]))
+					ret = 1;
+		}
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
 void uhmm_prim_after_fork_child(void)
 {
 	/* The fd still shows the parent's mappings; just drop it. */

@@ -21,7 +21,10 @@
  *
  * The caller's seq is checked before the walk and after it, once the
  * events already read from the kernel are dispatched; the range is armed
- * with the event source before it is read.
+ * with the event source before it is read, and a present page of a
+ * mapping created since (in a hole: no event) is caught by the snapshot
+ * itself, armed, and read again (snapshot_scan(); not without
+ * PAGEMAP_SCAN).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,6 +41,7 @@
 #define REQ_MASK (UHMM_PFN_REQ_FAULT | UHMM_PFN_REQ_WRITE)
 #define SCAN_VEC 256
 #define PAGEMAP_CHUNK 1024
+#define UNWATCHED_TRIES 8	/* walks that found a new mapping, then -EBUSY */
 
 struct walk {
 	struct uhmm_range *range;
@@ -48,6 +52,8 @@ struct walk {
 	unsigned char *req;
 	bool exact_cow;		/* read the exclusive bit (the process forked) */
 	bool scan;		/* PAGEMAP_SCAN works */
+	bool watch;		/* the range is armed: check pages are watched */
+	bool unwatched;		/* a present page of an unregistered mapping */
 };
 
 static unsigned long page_index(const struct walk *w, unsigned long addr)
@@ -107,6 +113,15 @@ static void fill(struct walk *w, unsigned long start, unsigned long end,
  * the gaps between them. PAGE_IS_FILE costs the kernel a page lookup per
  * page; it matters only in private file mappings (a page not yet copied
  * on write), so only there is it asked for.
+ *
+ * The range was armed before the walk, but a mapping created in a hole
+ * since then is not registered, and its munmap() will send no event: a
+ * translation read from it would never be invalidated. The scan reports
+ * each page with its mapping's PAGE_IS_WPALLOWED, read under the same
+ * mmap_lock as the page itself (uhmm_prim_pagemap_wp_coverage() quotes
+ * the kernel), so a present page without it is caught in the very read
+ * that found it: -EAGAIN, and uhmm_range_fault() arms and walks again.
+ * Pages not present give no translation, so need no check.
  */
 static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
 			 unsigned long start, unsigned long end)
@@ -118,6 +133,8 @@ static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
 
 	if (vma->file && !vma->shared)
 		mask |= PAGE_IS_FILE;
+	if (w->watch)
+		mask |= PAGE_IS_WPALLOWED;
 	while (addr < end) {
 		unsigned long walk_end;
 		long n = uhmm_prim_pagemap_scan(addr, end, vec, SCAN_VEC,
@@ -127,6 +144,11 @@ static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
 		if (n < 0)
 			return (int)n;
 		for (long i = 0; i < n; i++) {
+			if (w->watch &&
+			    !(vec[i].categories & PAGE_IS_WPALLOWED)) {
+				w->unwatched = true;
+				return -EAGAIN;
+			}
 			/* A resumed walk may repeat a region. */
 			if (vec[i].start > done)
 				fill(w, done, vec[i].start, 0);
@@ -399,7 +421,30 @@ int uhmm_range_fault(struct uhmm_range *range)
 						     range->default_flags) &
 						    REQ_MASK) >> 56);
 	}
-	ret = walk(&w);
+	/*
+	 * Walk until no page was read from an unregistered mapping (see
+	 * snapshot_scan()), arming what was found each time; a mapping that
+	 * keeps being replaced by new ones is a collision. Checked only while
+	 * the mm has users: once released, nothing is watched for it.
+	 */
+	for (int tries = 0;; tries++) {
+		w.watch = mm->source &&
+			  __atomic_load_n(&mm->users, __ATOMIC_ACQUIRE) > 0;
+		w.unwatched = false;
+		ret = walk(&w);
+		if (!w.unwatched)
+			break;
+		if (tries == UNWATCHED_TRIES) {
+			ret = -EBUSY;
+			break;
+		}
+		ret = uhmm_source_rearm(mm->source, range->notifier,
+					range->start, range->end);
+		if (ret) {
+			ret = ret == -EBUSY ? -EEXIST : ret;
+			break;
+		}
+	}
 	free(w.req);
 	/* A failure caused by a concurrent change is a collision. */
 	if (collided(range))
@@ -436,7 +481,10 @@ int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
 	for (;;) {
 		if (requests)
 			memcpy(range->pfns, requests, bytes);
-		range->notifier_seq = uhmm_interval_read_begin(range->notifier);
+		ret = uhmm_interval_read_begin_until(range->notifier, deadline,
+						     &range->notifier_seq);
+		if (ret)
+			break;
 		ret = uhmm_range_fault(range);
 		if (ret == 0) {
 			pthread_mutex_lock(lock);

@@ -26,10 +26,12 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 #include "core/options.h"
 #include "prim/prim.h"
+#include "prim/uapi.h"
 #include "source/source.h"
 
 #define arm_sub_of(n) \
@@ -76,16 +78,29 @@ static void hull_extend(struct uhmm_source *src,
 }
 
 /*
- * Register every mapping that overlaps [start, end) for sub, whole. A
- * mapping can change between the lookup and the registration; the kernel
- * then answers EINVAL, and the lookup is retried to tell a race from a
- * mapping that cannot be registered.
+ * Register every mapping that overlaps [start, end) for sub, whole.
+ *
+ * The kernel answers EINVAL both for a mapping it refuses and for a range
+ * with no mapping left in it: another thread may unmap the mapping between
+ * the lookup and the registration - and map the same address again before
+ * a second lookup, which then finds a mapping identical to the first. So
+ * an identical second lookup proves nothing, however often it is seen.
+ * What refuses is told by its flags instead (uhmm_prim_vma_uffd_refuses():
+ * VM_SPECIAL or VM_DROPPABLE in smaps), which ordinary memory never has,
+ * however it is remapped; anything else is a race and is looked up again.
+ * Only a mapping that keeps refusing without such a flag - one a newer
+ * kernel refuses for a reason this code does not know - ends up
+ * -EOPNOTSUPP too, after ARM_STRIKES refusals in a row each followed by an
+ * identical lookup and a reading of smaps (so each its own lost race, far
+ * apart): arming must not loop forever.
  */
+#define ARM_STRIKES 16
+
 static int arm_vmas(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
 		    unsigned long start, unsigned long end)
 {
 	unsigned long addr = start;
-	int races = 0;
+	int strikes = 0;
 
 	while (addr < end) {
 		struct uhmm_vma vma, again;
@@ -102,11 +117,16 @@ static int arm_vmas(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
 		ret = uhmm_prim_uffd_register(src->uffd, vma.start,
 					      vma.end - vma.start);
 		if (ret == -EINVAL) {
-			if (uhmm_prim_vma_find(addr, &again) == 0 &&
-			    again.start == vma.start && again.end == vma.end)
-				return -EOPNOTSUPP;
-			if (++races < 16)
+			/* Changed meanwhile: a race, look again. */
+			if (uhmm_prim_vma_find(addr, &again) ||
+			    again.start != vma.start || again.end != vma.end)
 				continue;
+			ret = uhmm_prim_vma_uffd_refuses(vma.start, vma.end);
+			if (ret > 0 || (ret == 0 && ++strikes >= ARM_STRIKES))
+				return -EOPNOTSUPP;
+			if (ret < 0)
+				return ret;
+			continue;
 		}
 		if (ret)
 			return ret;
@@ -169,6 +189,47 @@ int uhmm_source_rearm(struct uhmm_source *src, struct uhmm_interval_notifier *su
 		ret = arm_vmas(src, sub, start, end);
 	pthread_mutex_unlock(&src->arm_lock);
 	return ret;
+}
+
+/*
+ * A mapping created in a hole of sub's range after the range was armed is
+ * not registered: neither its mmap() nor its munmap() sends an event, so
+ * whatever a device read from it would never be invalidated. One
+ * PAGEMAP_SCAN reads the registration of every mapping in the range at
+ * one instant (uhmm_prim_pagemap_wp_coverage()); a mapping it finds
+ * unregistered is armed here, and the caller reads again.
+ *
+ * The scan runs outside arm_lock: it walks the range's page tables, and
+ * the dispatcher takes arm_lock after events. sub->armed is read under
+ * it; if sub is disarmed meanwhile, uhmm_source_rearm() does nothing.
+ */
+int uhmm_source_check_armed(struct uhmm_source *src,
+			    struct uhmm_interval_notifier *sub,
+			    unsigned long start, unsigned long end)
+{
+	unsigned int armed;
+	int ret;
+
+	pthread_mutex_lock(&src->arm_lock);
+	armed = sub->armed;
+	pthread_mutex_unlock(&src->arm_lock);
+	/* Its mm was released: nothing is watched for it any more. */
+	if (!armed)
+		return 0;
+	ret = uhmm_prim_pagemap_wp_coverage(start, end);
+	switch (ret) {
+	case UHMM_PRIM_WP_ALL:
+		return 0;
+	case UHMM_PRIM_WP_HOLE:
+		return -ENOENT;
+	case UHMM_PRIM_WP_MISSING:
+		ret = uhmm_source_rearm(src, sub, start, end);
+		return ret ? ret : -EAGAIN;
+	case -EINVAL:
+		return -ENOTTY;	/* no PAGEMAP_SCAN: Linux before 6.7 */
+	default:
+		return ret;
+	}
 }
 
 void uhmm_source_disarm(struct uhmm_source *src,
@@ -287,10 +348,182 @@ static bool decode(const struct uffd_msg *msg, unsigned long *start,
 	return *end > *start;
 }
 
+static void count_callback_bug(struct uhmm_source *src, int ret)
+{
+	if (ret == -EPROTO)
+		__atomic_fetch_add(&src->callback_bugs, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- discards ---- */
+
 /*
- * Run one window per event on every attached mm, then fix the armed set:
- * mappings that replaced unmapped ones, and mappings moved by mremap.
- * Nothing here allocates, so no event is ever dropped for lack of memory.
+ * madvise(MADV_DONTNEED/FREE/REMOVE) queues REMOVE, sleeps until the event
+ * is read, and only then re-takes mmap_lock and zaps (mm/madvise.c,
+ * madvise_dontneed_free()):
+ *
+ *	if (!userfaultfd_remove(vma, range->start, range->end)) {
+ *		madv_behavior->lock_dropped = true;
+ *		mmap_read_lock(mm);
+ *		...
+ *	}
+ *	...
+ *	return madvise_dontneed_single_vma(madv_behavior);
+ *
+ * A window that closed at dispatch would let a registration (a pin, a
+ * snapshot) made between the read and the zap take the very page the zap
+ * then discards, with a clean read_retry and no callback ever after. So a
+ * REMOVE window stays open after dispatch until the zap is over. While it
+ * is open, read_begin() of a subscription it hit waits, and a new
+ * subscription starts colliding, so nothing registers the doomed pages.
+ *
+ * No event follows the zap; what orders it is mmap_lock. The madvising
+ * thread, once the event is read, resumes in
+ * userfaultfd_event_wait_completion(), which ends with
+ *
+ *	atomic_dec(&ctx->mmap_changing);
+ *
+ * then returns to madvise, which takes mmap_lock for reading and zaps
+ * under it. So once mmap_changing is seen at zero (uhmm_prim_uffd_changing)
+ * every thread whose event was read has resumed, and taking mmap_lock for
+ * writing afterwards (uhmm_prim_mmap_barrier) returns only after the zaps
+ * of those that already hold it for reading. The windows open at the
+ * probe then close. What is left (README.md, "Known limits"): a madvising
+ * thread preempted in the few instructions between that atomic_dec() and
+ * its mmap_read_lock() zaps after the barrier; and when events stay in
+ * flight continuously, mmap_changing never reads zero and a window closes
+ * UHMM_REMOVE_GRACE_US after the read, whether or not the zap is done.
+ * Option value 0 closes REMOVE windows at dispatch (the behaviour without
+ * this mechanism).
+ */
+#define ZAP_POLL_US 20
+
+struct mm_window {
+	struct mm_window *next;
+	struct uhmm_mm *mm;		/* a user reference is held */
+	struct uhmm_notifier_range range;
+};
+
+struct uhmm_remove_window {
+	struct uhmm_remove_window *next;
+	unsigned long start, end;
+	unsigned long long deadline_ns;
+	struct mm_window *windows;
+};
+
+static void remove_window_close(struct uhmm_source *src,
+				struct uhmm_remove_window *rw)
+{
+	struct mm_window *w;
+
+	while ((w = rw->windows)) {
+		rw->windows = w->next;
+		count_callback_bug(src, uhmm_mm_invalidate_end(w->mm,
+							       &w->range));
+		uhmm_mm_close(w->mm);
+		free(w);
+	}
+	free(rw);
+}
+
+/*
+ * Without memory for the bookkeeping: one window on mm held open right
+ * here until the grace period ends. Slower, never less safe.
+ */
+static void remove_window_inline(struct uhmm_source *src, struct uhmm_mm *mm,
+				 unsigned long start, unsigned long end,
+				 unsigned long long deadline_ns)
+{
+	struct uhmm_notifier_range range = {
+		.start = start,
+		.end = end,
+		.event = UHMM_EVENT_CLEAR,
+		.flags = UHMM_RANGE_BLOCKABLE,
+	};
+	unsigned long long now;
+
+	if (uhmm_mm_invalidate_start(mm, &range))
+		return;
+	while ((now = uhmm_prim_now_ns()) < deadline_ns)
+		uhmm_prim_wait2(-1, -1, (long long)(deadline_ns - now) / 1000 + 1);
+	count_callback_bug(src, uhmm_mm_invalidate_end(mm, &range));
+}
+
+/* Open a REMOVE window over [start, end) on every attached mm. */
+static void remove_window_open(struct uhmm_source *src, unsigned long start,
+			       unsigned long end, unsigned long long read_ns)
+{
+	unsigned long long grace_ns =
+		(unsigned long long)uhmm_option(UHMM_OPT_REMOVE_GRACE_US) * 1000;
+	struct uhmm_remove_window *rw = NULL;
+	struct uhmm_mm *mm, *next;
+
+	if (grace_ns)
+		rw = calloc(1, sizeof(*rw));
+	if (rw) {
+		rw->start = start;
+		rw->end = end;
+		rw->deadline_ns = read_ns + grace_ns;
+	}
+	for (mm = next_live_mm(src, NULL); mm; mm = next) {
+		struct mm_window *w = rw ? calloc(1, sizeof(*w)) : NULL;
+
+		next = next_live_mm(src, mm);
+		if (!w) {
+			if (grace_ns)
+				remove_window_inline(src, mm, start, end,
+						     read_ns + grace_ns);
+			else
+				count_callback_bug(src, uhmm_mm_invalidate(
+					mm, start, end, UHMM_EVENT_CLEAR));
+			uhmm_mm_close(mm);
+			continue;
+		}
+		w->mm = mm;
+		w->range = (struct uhmm_notifier_range){
+			.start = start,
+			.end = end,
+			.event = UHMM_EVENT_CLEAR,
+			.flags = UHMM_RANGE_BLOCKABLE,
+		};
+		if (uhmm_mm_invalidate_start(mm, &w->range)) {
+			uhmm_mm_close(mm);	/* released meanwhile */
+			free(w);
+			continue;
+		}
+		w->next = rw->windows;
+		rw->windows = w;
+	}
+	if (!rw)
+		return;
+	rw->next = src->removes;
+	src->removes = rw;
+}
+
+/* Close the REMOVE windows whose zap is over, or whose time is up. */
+static void remove_windows_poll(struct uhmm_source *src)
+{
+	struct uhmm_remove_window **pp = &src->removes, *rw;
+	unsigned long long now = uhmm_prim_now_ns();
+	bool zapped = uhmm_prim_uffd_changing(src->uffd) == 0 &&
+		      uhmm_prim_mmap_barrier(src->barrier_page) == 0;
+
+	while ((rw = *pp)) {
+		if (!zapped && now < rw->deadline_ns) {
+			pp = &rw->next;
+			continue;
+		}
+		*pp = rw->next;
+		__atomic_fetch_add(zapped ? &src->removes_zapped
+					  : &src->removes_expired,
+				   1, __ATOMIC_RELAXED);
+		remove_window_close(src, rw);
+	}
+}
+
+/*
+ * Run one window per event on every attached mm (REMOVE windows stay
+ * open, above), then fix the armed set: mappings that replaced unmapped
+ * ones, and mappings moved by mremap.
  */
 static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
 {
@@ -298,17 +531,19 @@ static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
 	enum uhmm_event event;
 	struct uhmm_mm *mm, *next;
 
-	for (mm = next_live_mm(src, NULL); mm; mm = next) {
-		for (size_t i = 0; i < b->n; i++) {
-			if (!decode(&b->msgs[i], &start, &end, &event))
-				continue;
-			if (uhmm_mm_invalidate(mm, start, end, event) ==
-			    -EPROTO)
-				__atomic_fetch_add(&src->callback_bugs, 1,
-						   __ATOMIC_RELAXED);
+	for (size_t i = 0; i < b->n; i++) {
+		if (!decode(&b->msgs[i], &start, &end, &event))
+			continue;
+		if (event == UHMM_EVENT_CLEAR) {
+			remove_window_open(src, start, end, b->read_ns);
+			continue;
 		}
-		next = next_live_mm(src, mm);
-		uhmm_mm_close(mm);
+		for (mm = next_live_mm(src, NULL); mm; mm = next) {
+			count_callback_bug(src, uhmm_mm_invalidate(mm, start,
+								   end, event));
+			next = next_live_mm(src, mm);
+			uhmm_mm_close(mm);
+		}
 	}
 
 	for (size_t i = 0; i < b->n; i++) {
@@ -326,60 +561,119 @@ static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
 	__atomic_fetch_add(&src->events, b->n, __ATOMIC_RELAXED);
 }
 
+/* Batches the reader pushed since the last call, oldest first. */
+static struct uhmm_batch *take_pending(struct uhmm_source *src)
+{
+	struct uhmm_batch *b = __atomic_exchange_n(&src->pending, NULL,
+						   __ATOMIC_ACQUIRE);
+	struct uhmm_batch *oldest_first = NULL;
+
+	while (b) {
+		struct uhmm_batch *next = b->next;
+
+		b->next = oldest_first;
+		oldest_first = b;
+		b = next;
+	}
+	return oldest_first;
+}
+
+/* Lock-free push; the other side takes the whole stack at once, so a
+ * node cannot come back to the top behind the compare (no ABA). */
+static void stack_push(struct uhmm_batch **top, struct uhmm_batch *b)
+{
+	b->next = __atomic_load_n(top, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(top, &b->next, b, true,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+}
+
+/* Report sync requests answered; only once no REMOVE window is open. */
+static void publish(struct uhmm_source *src, const struct uhmm_batch *b)
+{
+	pthread_mutex_lock(&src->done_lock);
+	if (b) {
+		__atomic_store_n(&src->done_ticket, b->ticket,
+				 __ATOMIC_RELEASE);
+		src->sync_pending = b->sync_seen;
+	}
+	if (!src->removes)
+		src->sync_done = src->sync_pending;
+	pthread_mutex_unlock(&src->done_lock);
+	pthread_cond_broadcast(&src->done_cond);
+}
+
 static void *dispatcher_main(void *arg)
 {
 	struct uhmm_source *src = arg;
 
 	on_dispatcher = true;
 	for (;;) {
-		unsigned long ticket, sync_seen;
-		struct uhmm_batch *b;
+		struct uhmm_batch *b = take_pending(src), *next;
+		bool removes = src->removes != NULL;
 
-		pthread_mutex_lock(&src->queue_lock);
-		while (!src->queue_head)
-			pthread_cond_wait(&src->queue_cond, &src->queue_lock);
-		b = src->queue_head;
-		src->queue_head = b->next;
-		if (!src->queue_head)
-			src->queue_tail = &src->queue_head;
-		pthread_mutex_unlock(&src->queue_lock);
-
-		dispatch_batch(src, b);
-		ticket = b->ticket;
-		sync_seen = b->sync_seen;
-		/* Freed before the batch is reported done: a thread that
-		 * waited for it may fork(), and must not catch this one
-		 * inside the allocator. */
-		free(b);
-
-		pthread_mutex_lock(&src->queue_lock);
-		__atomic_store_n(&src->done_ticket, ticket, __ATOMIC_RELEASE);
-		src->sync_done = sync_seen;
-		pthread_mutex_unlock(&src->queue_lock);
-		pthread_cond_broadcast(&src->done_cond);
+		if (!b) {
+			uhmm_prim_wait2(src->dispatch_fd, -1,
+					removes ? ZAP_POLL_US : -1);
+			uhmm_prim_eventfd_drain(src->dispatch_fd);
+		}
+		for (; b; b = next) {
+			next = b->next;
+			dispatch_batch(src, b);
+			publish(src, b);
+			stack_push(&src->spare, b);
+		}
+		if (src->removes) {
+			remove_windows_poll(src);
+			if (!src->removes)
+				publish(src, NULL);
+		}
 	}
 	return NULL;
 }
 
 /* ---- the reader ---- */
 
-static struct uhmm_batch *batch_alloc(void)
+/*
+ * A spare batch. Memory comes from mmap(), never malloc(): a thread that
+ * holds malloc's lock may be the one waiting for this read. Batches are
+ * never unmapped; the dispatcher hands them back.
+ */
+static struct uhmm_batch *batch_get(struct uhmm_source *src)
 {
-	struct uhmm_batch *b;
+	enum { CHUNK = 64 * 1024 };
+	struct uhmm_batch *b = src->reader_spare;
 
-	/* Events cannot be left unread: wait for memory instead. */
-	while (!(b = malloc(sizeof(*b))))
-		uhmm_prim_wait2(-1, -1, 1);
+	if (!b)
+		b = __atomic_exchange_n(&src->spare, NULL, __ATOMIC_ACQUIRE);
+	while (!b) {
+		char *chunk = uhmm_prim_map_anon(CHUNK);
+
+		if (!chunk) {
+			/* Events cannot be left unread: wait for memory. */
+			uhmm_prim_wait2(-1, -1, 1000);
+			continue;
+		}
+		for (size_t off = 0; off + sizeof(*b) <= CHUNK;
+		     off += sizeof(*b)) {
+			struct uhmm_batch *nb = (struct uhmm_batch *)(chunk + off);
+
+			nb->next = b;
+			b = nb;
+		}
+	}
+	src->reader_spare = b->next;
 	b->next = NULL;
 	return b;
 }
 
 /*
- * The reader runs no user code and frees nothing (free() may trim the
- * heap, an unmap this thread would then wait on forever). After a batch
- * it keeps polling, yielding in between, for UHMM_READER_SPIN_US before
- * it sleeps: the next unmap of a burst then finds the reader awake
- * instead of paying a wake-up (bench/events.c has the figures).
+ * The reader takes no lock, calls no allocator and runs no user code:
+ * tickets and batches move through atomics, the dispatcher is woken with
+ * an eventfd. After a batch it keeps polling, yielding in between, for
+ * UHMM_READER_SPIN_US before it sleeps: the next unmap of a burst then
+ * finds the reader awake instead of paying a wake-up (bench/events.c has
+ * the figures).
  */
 static void *reader_main(void *arg)
 {
@@ -387,8 +681,10 @@ static void *reader_main(void *arg)
 	unsigned long long spin_ns =
 		(unsigned long long)uhmm_option(UHMM_OPT_READER_SPIN_US) * 1000;
 	unsigned long long spin_until = 0;
+	unsigned long sync_answered = 0;
 
 	for (;;) {
+		unsigned long sync_seen;
 		struct uhmm_batch *b;
 		ssize_t n;
 		int ready;
@@ -413,21 +709,23 @@ static void *reader_main(void *arg)
 			uhmm_prim_eventfd_drain(src->wake_fd);
 
 		/* The ticket goes up before read(): see source.h. */
-		b = batch_alloc();
-		pthread_mutex_lock(&src->queue_lock);
-		b->sync_seen = src->sync_requested;
+		b = batch_get(src);
+		sync_seen = __atomic_load_n(&src->sync_requested,
+					    __ATOMIC_ACQUIRE);
 		b->ticket = src->read_ticket + 1;
 		__atomic_store_n(&src->read_ticket, b->ticket, __ATOMIC_SEQ_CST);
-		pthread_mutex_unlock(&src->queue_lock);
 
 		n = uhmm_prim_uffd_read(src->uffd, b->msgs, UHMM_BATCH_MSGS);
+		b->read_ns = uhmm_prim_now_ns();
 		b->n = n > 0 ? (size_t)n : 0;
+		/* A full batch may have left events of a sync's past in the
+		 * kernel: answer the sync with a batch that emptied it. */
+		if (b->n < UHMM_BATCH_MSGS)
+			sync_answered = sync_seen;
+		b->sync_seen = sync_answered;
 
-		pthread_mutex_lock(&src->queue_lock);
-		*src->queue_tail = b;
-		src->queue_tail = &b->next;
-		pthread_mutex_unlock(&src->queue_lock);
-		pthread_cond_signal(&src->queue_cond);
+		stack_push(&src->pending, b);
+		uhmm_prim_eventfd_signal(src->dispatch_fd);
 
 		if (n > 0 && spin_ns)
 			spin_until = uhmm_prim_now_ns() + spin_ns;
@@ -435,15 +733,28 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-void uhmm_source_wait_events_slow(struct uhmm_source *src, unsigned long ticket)
+int uhmm_source_wait_events_slow(struct uhmm_source *src, unsigned long ticket,
+				 unsigned long long deadline_ns)
 {
+	struct timespec ts = uhmm_deadline_ts(deadline_ns);
+	int ret = 0;
+
 	/* The dispatcher cannot wait for the batch it is dispatching. */
 	if (on_dispatcher)
-		return;
-	pthread_mutex_lock(&src->queue_lock);
-	while ((long)(src->done_ticket - ticket) < 0)
-		pthread_cond_wait(&src->done_cond, &src->queue_lock);
-	pthread_mutex_unlock(&src->queue_lock);
+		return 0;
+	pthread_mutex_lock(&src->done_lock);
+	while ((long)(src->done_ticket - ticket) < 0) {
+		if (!deadline_ns) {
+			pthread_cond_wait(&src->done_cond, &src->done_lock);
+		} else if (pthread_cond_timedwait(&src->done_cond,
+						  &src->done_lock, &ts) ==
+			   ETIMEDOUT) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&src->done_lock);
+	return ret;
 }
 
 int uhmm_source_sync(struct uhmm_source *src)
@@ -452,15 +763,13 @@ int uhmm_source_sync(struct uhmm_source *src)
 
 	if (on_dispatcher)
 		return -EDEADLK;
-	pthread_mutex_lock(&src->queue_lock);
-	ticket = ++src->sync_requested;
-	pthread_mutex_unlock(&src->queue_lock);
+	ticket = __atomic_add_fetch(&src->sync_requested, 1, __ATOMIC_RELEASE);
 	uhmm_prim_eventfd_signal(src->wake_fd);
 
-	pthread_mutex_lock(&src->queue_lock);
+	pthread_mutex_lock(&src->done_lock);
 	while ((long)(src->sync_done - ticket) < 0)
-		pthread_cond_wait(&src->done_cond, &src->queue_lock);
-	pthread_mutex_unlock(&src->queue_lock);
+		pthread_cond_wait(&src->done_cond, &src->done_lock);
+	pthread_mutex_unlock(&src->done_lock);
 	return 0;
 }
 
@@ -477,18 +786,25 @@ static int source_create(struct uhmm_source **srcp)
 	src = calloc(1, sizeof(*src));
 	if (!src)
 		return -ENOMEM;
-	src->uffd = src->wake_fd = -1;
+	src->uffd = src->wake_fd = src->dispatch_fd = -1;
 	ret = uhmm_prim_uffd_open(&src->uffd);
 	if (!ret)
 		ret = uhmm_prim_eventfd(&src->wake_fd);
+	if (!ret)
+		ret = uhmm_prim_eventfd(&src->dispatch_fd);
 	if (ret)
 		goto fail;
-	pthread_mutex_init(&src->queue_lock, NULL);
-	pthread_cond_init(&src->queue_cond, NULL);
-	pthread_cond_init(&src->done_cond, NULL);
-	src->queue_tail = &src->queue_head;
+	pthread_mutex_init(&src->done_lock, NULL);
+	uhmm_cond_init_monotonic(&src->done_cond);
 	pthread_mutex_init(&src->mms_lock, NULL);
 	pthread_mutex_init(&src->arm_lock, NULL);
+
+	src->barrier_page = uhmm_prim_map_anon((size_t)sysconf(_SC_PAGESIZE));
+	if (!src->barrier_page) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	uhmm_prim_mmap_barrier(src->barrier_page);	/* now PROT_NONE */
 
 	/*
 	 * Neither thread takes signals: a handler running on the reader that
@@ -518,6 +834,10 @@ static int source_create(struct uhmm_source **srcp)
 fail:
 	uhmm_prim_close(src->uffd);
 	uhmm_prim_close(src->wake_fd);
+	uhmm_prim_close(src->dispatch_fd);
+	if (src->barrier_page)
+		uhmm_prim_unmap(src->barrier_page,
+				(size_t)sysconf(_SC_PAGESIZE));
 	free(src);
 	return ret;
 }
@@ -587,6 +907,7 @@ void uhmm_source_after_fork_child(void)
 	if (the_source) {
 		uhmm_prim_close(the_source->uffd);
 		uhmm_prim_close(the_source->wake_fd);
+		uhmm_prim_close(the_source->dispatch_fd);
 		parent_source = the_source;
 		the_source = NULL;
 	}
