@@ -357,7 +357,10 @@ struct uhmm_interval_notifier {
  *               userfaultfd: the application's own, or a second copy of
  *               uhmm linked into the process
  *   -EOPNOTSUPP a mapping in the range cannot be watched (vdso, vvar,
- *               MAP_DROPPABLE)
+ *               MAP_DROPPABLE, or another VM_IO, VM_PFNMAP, VM_MIXEDMAP or
+ *               VM_DONTEXPAND mapping such as io_uring's rings)
+ *   -EPERM      a read-only MAP_SHARED file mapping in the range (the
+ *               kernel refuses to register it)
  *   -ENOMEM     out of memory, in uhmm or in the kernel
  */
 UHMM_API int uhmm_interval_notifier_insert(
@@ -563,7 +566,8 @@ UHMM_API int uhmm_range_fault(struct uhmm_range *range);
  * read_retry, until a snapshot survives; returns 0 with *lock held and
  * range->pfns valid for range->notifier_seq (the device commits, then
  * unlocks). The seq is refreshed on every retry. timeout_ms bounds the
- * whole loop (0: no bound).
+ * whole loop, including its waits for invalidation windows and for the
+ * dispatch of events already read (0: no bound).
  * Returns 0 (lock held), or without the lock: -ETIMEDOUT, or an error of
  * uhmm_range_fault() other than -EBUSY.
  */
@@ -701,8 +705,11 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  *   -EINVAL      rc, addr or regionp is NULL, len is 0 or wraps, access
  *                is 0 or has unknown bits
  *   -ENOMEM      out of memory
+ *   -EFAULT      the range has a hole that ops->reg registered anyway, 16
+ *                times in a row, each time with a new mapping appearing
+ *                in it (a device that does not pin what it registers)
  *   any error of ops->reg, or of uhmm_interval_notifier_insert() (-EBUSY,
- *   -EOPNOTSUPP, -ESRCH, -ECHILD)
+ *   -EOPNOTSUPP, -EPERM, -ESRCH, -ECHILD)
  */
 UHMM_API int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 			     unsigned int access, struct uhmm_region **regionp);

@@ -6,7 +6,7 @@
  * first - sees the invalidation. The kernel releases the unmapping thread
  * when uhmm's reader has *read* the event, before it is dispatched, so
  * without the in-flight mark these checks fail within a few iterations.
- * At least 10^5 iterations of each.
+ * 10^5 iterations of each (scaled by UHMM_TEST_SCALE).
  */
 #include <sys/mman.h>
 
@@ -16,6 +16,7 @@
 
 static struct uhmm_mm *mm;
 static long page;
+static int iterations;
 
 static void check_event(struct t_dev *dev, unsigned long seq,
 			enum uhmm_event event, unsigned long start, int i)
@@ -39,7 +40,7 @@ static void check_event(struct t_dev *dev, unsigned long seq,
 
 static void unmap_same_thread(void)
 {
-	for (int i = 0; i < ITERATIONS; i++) {
+	for (int i = 0; i < iterations; i++) {
 		struct t_dev dev = { 0 };
 		char *p = mmap(NULL, page, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -53,7 +54,7 @@ static void unmap_same_thread(void)
 		check_event(&dev, seq, UHMM_EVENT_UNMAP, (unsigned long)p, i);
 		REQUIRE(uhmm_interval_notifier_remove(&dev.sub) == 0);
 	}
-	printf("munmap, same thread: %d iterations\n", ITERATIONS);
+	printf("munmap, same thread: %d iterations\n", iterations);
 }
 
 static void dontneed_same_thread(void)
@@ -64,7 +65,7 @@ static void dontneed_same_thread(void)
 
 	REQUIRE(p != MAP_FAILED);
 	REQUIRE(t_dev_insert(&dev, mm, (unsigned long)p, page) == 0);
-	for (int i = 0; i < ITERATIONS; i++) {
+	for (int i = 0; i < iterations; i++) {
 		unsigned long seq;
 
 		p[0] = 1;
@@ -78,7 +79,7 @@ static void dontneed_same_thread(void)
 	}
 	REQUIRE(uhmm_interval_notifier_remove(&dev.sub) == 0);
 	REQUIRE(munmap(p, page) == 0);
-	printf("MADV_DONTNEED, same thread: %d iterations\n", ITERATIONS);
+	printf("MADV_DONTNEED, same thread: %d iterations\n", iterations);
 }
 
 /*
@@ -94,7 +95,7 @@ static char *cross_page;
 static void *observer(void *arg)
 {
 	(void)arg;
-	for (int i = 1; i <= ITERATIONS; i++) {
+	for (int i = 1; i <= iterations; i++) {
 		while (__atomic_load_n(&cross_round, __ATOMIC_ACQUIRE) != i)
 			;
 		check_event(&cross, cross_seq, UHMM_EVENT_CLEAR,
@@ -113,7 +114,7 @@ static void dontneed_other_thread(void)
 	REQUIRE(cross_page != MAP_FAILED);
 	REQUIRE(t_dev_insert(&cross, mm, (unsigned long)cross_page, page) == 0);
 	REQUIRE(pthread_create(&th, NULL, observer, NULL) == 0);
-	for (int i = 1; i <= ITERATIONS; i++) {
+	for (int i = 1; i <= iterations; i++) {
 		cross_page[0] = 1;
 		cross_seq = uhmm_interval_read_begin(&cross.sub);
 		pthread_mutex_lock(&cross.lock);
@@ -128,7 +129,7 @@ static void dontneed_other_thread(void)
 	REQUIRE(uhmm_interval_notifier_remove(&cross.sub) == 0);
 	REQUIRE(munmap(cross_page, page) == 0);
 	printf("MADV_DONTNEED, observed by another thread: %d iterations\n",
-	       ITERATIONS);
+	       iterations);
 }
 
 int main(void)
@@ -136,6 +137,7 @@ int main(void)
 	int ret;
 
 	page = sysconf(_SC_PAGESIZE);
+	iterations = (int)(ITERATIONS * t_scale());
 	ret = uhmm_mm_open(&mm, 0);
 	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
 		SKIP("no userfaultfd event source here (%s)", strerror(-ret));

@@ -77,6 +77,9 @@ void uhmm_prim_unmap(void *p, size_t len);
  */
 int uhmm_prim_mmap_barrier(void *page);
 
+/* The calling thread's timer slack: how late its timed sleeps may end. */
+void uhmm_prim_set_timer_slack_ns(unsigned long ns);
+
 /* Let another thread run on this CPU. */
 void uhmm_prim_yield(void);
 

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,6 +145,11 @@ int uhmm_prim_mmap_barrier(void *page)
 {
 	return mprotect(page, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE) ? -errno
 									: 0;
+}
+
+void uhmm_prim_set_timer_slack_ns(unsigned long ns)
+{
+	prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0);
 }
 
 void uhmm_prim_yield(void)

@@ -365,18 +365,24 @@ static bool range_valid(const struct uhmm_range *r, unsigned long page_size)
 	       r->end - 1 <= sub->node.last;
 }
 
-/* Has the walk collided with an invalidation? Events already read from
- * the kernel count: wait for their dispatch first. */
-static bool collided(struct uhmm_range *r)
+/*
+ * Has the walk collided with an invalidation? Events already read from the
+ * kernel count: wait for their dispatch first, until deadline_ns (0: no
+ * bound). -EBUSY, -ETIMEDOUT, or 0.
+ */
+static int collided(struct uhmm_range *r, unsigned long long deadline_ns)
 {
 	struct uhmm_mm *mm = r->notifier->mm;
 
-	if (mm->source)
-		uhmm_source_wait_events(mm->source);
-	return uhmm_interval_check_retry(r->notifier, r->notifier_seq);
+	if (mm->source && uhmm_source_wait_events_until(mm->source, deadline_ns))
+		return -ETIMEDOUT;
+	return uhmm_interval_check_retry(r->notifier, r->notifier_seq) ? -EBUSY
+									: 0;
 }
 
-int uhmm_range_fault(struct uhmm_range *range)
+/* uhmm_range_fault(), with a bound on the wait at its end (0: none). */
+static int range_fault_until(struct uhmm_range *range,
+			     unsigned long long deadline_ns)
 {
 	struct walk w = {
 		.range = range,
@@ -447,9 +453,12 @@ int uhmm_range_fault(struct uhmm_range *range)
 	}
 	free(w.req);
 	/* A failure caused by a concurrent change is a collision. */
-	if (collided(range))
-		return -EBUSY;
-	return ret;
+	return collided(range, deadline_ns) ?: ret;
+}
+
+int uhmm_range_fault(struct uhmm_range *range)
+{
+	return range_fault_until(range, 0);
 }
 
 int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
@@ -485,7 +494,7 @@ int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
 						     &range->notifier_seq);
 		if (ret)
 			break;
-		ret = uhmm_range_fault(range);
+		ret = range_fault_until(range, deadline);
 		if (ret == 0) {
 			pthread_mutex_lock(lock);
 			if (!uhmm_interval_read_retry(range->notifier,

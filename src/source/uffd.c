@@ -361,8 +361,10 @@ static void count_callback_bug(struct uhmm_source *src, int ret)
  * is read, and only then re-takes mmap_lock and zaps (mm/madvise.c,
  * madvise_dontneed_free()):
  *
- *	if (!userfaultfd_remove(vma, range->start, range->end)) {
- *		madv_behavior->lock_dropped = true;
+ *	if (!userfaultfd_remove(madv_behavior->vma, range->start,
+ *				range->end)) {
+ *		...
+ *		mark_mmap_lock_dropped(madv_behavior);
  *		mmap_read_lock(mm);
  *		...
  *	}
@@ -603,20 +605,25 @@ static void publish(struct uhmm_source *src, const struct uhmm_batch *b)
 	pthread_cond_broadcast(&src->done_cond);
 }
 
+/*
+ * While REMOVE windows are open, the threads that discard are resuming:
+ * look again at once, yielding the CPU to them for up to ZAP_SPIN_NS,
+ * then every ZAP_POLL_US (with a fine timer slack, see below).
+ */
+#define ZAP_SPIN_NS 50000ULL
+
 static void *dispatcher_main(void *arg)
 {
 	struct uhmm_source *src = arg;
+	unsigned long long active_ns = 0;
 
 	on_dispatcher = true;
+	uhmm_prim_set_timer_slack_ns(1000);
 	for (;;) {
 		struct uhmm_batch *b = take_pending(src), *next;
-		bool removes = src->removes != NULL;
 
-		if (!b) {
-			uhmm_prim_wait2(src->dispatch_fd, -1,
-					removes ? ZAP_POLL_US : -1);
-			uhmm_prim_eventfd_drain(src->dispatch_fd);
-		}
+		if (b)
+			active_ns = uhmm_prim_now_ns();
 		for (; b; b = next) {
 			next = b->next;
 			dispatch_batch(src, b);
@@ -628,6 +635,15 @@ static void *dispatcher_main(void *arg)
 			if (!src->removes)
 				publish(src, NULL);
 		}
+		if (!src->removes) {
+			uhmm_prim_wait2(src->dispatch_fd, -1, -1);
+		} else if (uhmm_prim_now_ns() - active_ns < ZAP_SPIN_NS) {
+			uhmm_prim_yield();
+			continue;
+		} else {
+			uhmm_prim_wait2(src->dispatch_fd, -1, ZAP_POLL_US);
+		}
+		uhmm_prim_eventfd_drain(src->dispatch_fd);
 	}
 	return NULL;
 }
