@@ -126,6 +126,25 @@ static inline struct uhmm_mm *t_open(void)
 	return mm;
 }
 
+/*
+ * A monitored mm, or where userfaultfd is not usable here, an explicit one
+ * (saying why): for behaviours that do not depend on kernel events.
+ */
+static inline struct uhmm_mm *t_open_any(void)
+{
+	struct uhmm_mm *mm;
+	int ret = uhmm_mm_open(&mm, 0);
+
+	t_page = (unsigned long)sysconf(_SC_PAGESIZE);
+	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP) {
+		printf("no userfaultfd event source here (%s): using "
+		       "UHMM_MM_NO_MONITOR\n", strerror(-ret));
+		ret = uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR);
+	}
+	REQUIRE(ret == 0);
+	return mm;
+}
+
 /* Events read from the kernel so far, by the process's source. */
 static inline unsigned long t_events(struct uhmm_mm *mm)
 {

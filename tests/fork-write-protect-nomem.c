@@ -89,16 +89,9 @@ int main(void)
 	struct uhmm_mm *mm, *explicit_mm;
 	struct lmirror p, s, e;
 	char *priv, *shared;
-	int ret, calls, whole;
+	int calls, whole;
 
-	t_page = (unsigned long)sysconf(_SC_PAGESIZE);
-	ret = uhmm_mm_open(&mm, 0);
-	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP) {
-		printf("no userfaultfd event source here (%s): using "
-		       "UHMM_MM_NO_MONITOR\n", strerror(-ret));
-		ret = uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR);
-	}
-	REQUIRE(ret == 0);
+	mm = t_open_any();
 	REQUIRE(uhmm_mm_open(&explicit_mm, UHMM_MM_NO_MONITOR) == 0);
 
 	priv = m_map_anon(N, PROT_READ | PROT_WRITE);

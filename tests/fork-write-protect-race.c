@@ -229,16 +229,8 @@ int main(void)
 	     "is not fork-safe");
 #endif
 	unsigned long forks = (unsigned long)(200 * t_scale());
-	int ret;
 
-	t_page = (unsigned long)sysconf(_SC_PAGESIZE);
-	ret = uhmm_mm_open(&mm, 0);
-	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP) {
-		printf("no userfaultfd event source here (%s): using "
-		       "UHMM_MM_NO_MONITOR\n", strerror(-ret));
-		ret = uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR);
-	}
-	REQUIRE(ret == 0);
+	mm = t_open_any();
 	if (forks < 10)
 		forks = 10;
 
