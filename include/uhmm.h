@@ -596,8 +596,8 @@ UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
  * pins the pages, so a registration names the same pages as long as it
  * lives. A protection change (UHMM_EVENT_PROTECTION) therefore leaves
  * regions valid: it moves no page, and fork(), which write-protects the
- * private mappings, gives the child a copy of every pinned page and
- * leaves the parent's in place. A device that mirrors the page tables
+ * private mappings, gives the child a copy of every pinned anonymous page
+ * and leaves the parent's in place. A device that mirrors the page tables
  * without pinning uses interval notifiers and uhmm_range_fault() instead.
  *
  * Policy: a get reuses a valid region that covers the whole request with

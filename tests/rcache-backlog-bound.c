@@ -21,7 +21,8 @@
  *
  * The device counts live registrations (reg +1, dereg -1) and keeps the
  * most it had at once. Each thread also checks that the region it holds
- * is still registered: making room must never deregister a held region.
+ * is still registered (making room must never deregister a held region)
+ * and is its buffer's page (a region's memory is reused for others).
  *
  *   phase 1: max_regions 16 > NT. At most NT regions are held at once (one
  *            per thread) and the buffers need at most 16 valid regions:
@@ -60,6 +61,7 @@ static unsigned long gets;		/* atomic */
 static unsigned long get_errors;	/* atomic */
 static unsigned long put_errors;	/* atomic */
 static unsigned long held_not_live;	/* atomic */
+static unsigned long wrong_region;	/* atomic: not the buffer's page */
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -91,6 +93,8 @@ static void *getter(void *arg)
 			continue;
 		}
 		n++;
+		if ((char *)r->addr != buf || r->len != t_page)
+			__atomic_fetch_add(&wrong_region, 1, __ATOMIC_RELAXED);
 		if (!t_cdev_live(&dev, r->handle))
 			__atomic_fetch_add(&held_not_live, 1,
 					   __ATOMIC_RELAXED);
@@ -209,6 +213,7 @@ int main(void)
 	CHECK_EQ(__atomic_load_n(&get_errors, __ATOMIC_RELAXED), 0);
 	CHECK_EQ(__atomic_load_n(&put_errors, __ATOMIC_RELAXED), 0);
 	CHECK_EQ(__atomic_load_n(&held_not_live, __ATOMIC_RELAXED), 0);
+	CHECK_EQ(__atomic_load_n(&wrong_region, __ATOMIC_RELAXED), 0);
 	REQUIRE(munmap(bufs, NB * t_page) == 0);
 	REQUIRE(uhmm_mm_close(mm) == 0);
 	return t_result();

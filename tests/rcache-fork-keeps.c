@@ -21,8 +21,8 @@
  * registrations). Then every buffer was registered exactly once: NB
  * misses, NB device registrations (no retry), no invalidation, no
  * deregistration, and every get of a buffer returned the same handle.
- * 3000 windows times UHMM_TEST_SCALE (at least 300), and more until the
- * getters have done ten gets per window.
+ * 3000 windows times UHMM_TEST_SCALE (at least 300), and more (up to 100
+ * times as many) until the getters have done ten gets per window.
  */
 #include <pthread.h>
 
@@ -106,9 +106,12 @@ static void protection_keeps(void)
 	/*
 	 * Alternately the whole set and one buffer, back to back, until the
 	 * getters have been at it too (they start late: a window is quick).
+	 * At most 100 times more: where windows do invalidate, a miss that
+	 * registers slowly collides with every window, for ever.
 	 */
-	for (i = 0; i < windows ||
-	     __atomic_load_n(&gets, __ATOMIC_RELAXED) < min_gets; i++) {
+	for (i = 0; i < 100 * windows &&
+	     (i < windows ||
+	      __atomic_load_n(&gets, __ATOMIC_RELAXED) < min_gets); i++) {
 		unsigned long b = (unsigned long)i % (NB + 1);
 		unsigned long s = b < NB ? start + b * t_page : start;
 		unsigned long e = b < NB ? s + t_page : start + NB * t_page;

@@ -53,13 +53,15 @@
  * The hit path takes no lock shared by threads. Each thread keeps a few
  * (region, incarnation) pairs it used. A hit raises the region's 'active'
  * and then checks that the incarnation still matches and 'valid' is still
- * 1; the invalidation clears 'valid' and then reads 'active'. Both sides
- * use sequentially consistent operations, so at least one sees the other
- * (the Dekker pattern): either the hit fails, or the invalidation leaves
- * the region to its holders. Region memory is never returned to the
- * system before destroy (type-stable, like SLAB_TYPESAFE_BY_RCU), so a
- * thread's stale pair can always be checked safely. Before looking, a get
- * waits for events already read from the kernel (DESIGN.md invariant 8).
+ * 1, and the incarnation again (a claimed region may be retired and
+ * registered anew in between); the invalidation clears 'valid' and then
+ * reads 'active'. Both sides use sequentially consistent operations, so
+ * at least one sees the other (the Dekker pattern): either the hit fails,
+ * or the invalidation leaves the region to its holders. Region memory is
+ * never returned to the system before destroy (type-stable, like
+ * SLAB_TYPESAFE_BY_RCU), so a thread's stale pair can always be checked
+ * safely. Before looking, a get waits for events already read from the
+ * kernel (DESIGN.md invariant 8).
  *
  * UHMM_EVENT_PROTECTION invalidates nothing: ops->reg pins, and a pinned
  * page stays where it is (see region_invalidate()).
@@ -377,12 +379,20 @@ static bool covers(unsigned long start, unsigned long end, unsigned int acc,
 	return rstart <= start && end <= rend && (racc & acc) == acc;
 }
 
-/* Hold r if it is still incarnation inc and valid. */
+/*
+ * Hold r if it is still incarnation inc and valid. The incarnation is
+ * read on both sides of 'valid': a region already claimed dead can be
+ * retired and registered anew (for another range) between two loads, and
+ * its new life's valid == 1 must not pass for inc's. Seen once on both
+ * sides, the valid == 1 is inc's: a kill comes after it, so after our
+ * raise, and whoever then looks for holders sees us.
+ */
 static bool try_hold(struct region *r, unsigned long inc)
 {
 	__atomic_fetch_add(&r->active, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc &&
-	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST))
+	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) &&
+	    __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc)
 		return true;
 	release(r);
 	return false;
