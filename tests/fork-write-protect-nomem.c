@@ -55,16 +55,6 @@ static unsigned long commit_write(struct lmirror *l)
 	return uhmm_interval_read_begin(&l->m.sub);
 }
 
-static bool retry(struct lmirror *l, unsigned long seq)
-{
-	bool r;
-
-	pthread_mutex_lock(&l->m.lock);
-	r = uhmm_interval_read_retry(&l->m.sub, seq);
-	pthread_mutex_unlock(&l->m.lock);
-	return r;
-}
-
 static void do_fork(struct uhmm_mm *mm)
 {
 	int status;
@@ -128,9 +118,9 @@ int main(void)
 		take(&e, &calls, &whole);
 		CHECK_EQ(calls, 1);
 		CHECK_EQ(whole, 1);
-		CHECK(retry(&p, seq_p));
-		CHECK(retry(&s, seq_s));
-		CHECK(retry(&e, seq_e));
+		CHECK(m_read_retry(&p.m, seq_p));
+		CHECK(m_read_retry(&s.m, seq_s));
+		CHECK(m_read_retry(&e.m, seq_e));
 		CHECK_EQ(m_valid(&p.m, 0, N), 0);
 
 		/* ... and closed when fork() returned. */
@@ -148,8 +138,8 @@ int main(void)
 		CHECK_EQ(whole, 0);
 		take(&s, &calls, &whole);
 		CHECK_EQ(calls, 0);
-		CHECK(retry(&p, seq_p));
-		CHECK(!retry(&s, seq_s));
+		CHECK(m_read_retry(&p.m, seq_p));
+		CHECK(!m_read_retry(&s.m, seq_s));
 		take(&e, &calls, &whole);
 	}
 

@@ -98,16 +98,6 @@ static unsigned long commit_write(struct fmirror *f)
 	return seq;
 }
 
-static bool retry(struct fmirror *f, unsigned long seq)
-{
-	bool r;
-
-	pthread_mutex_lock(&f->m.lock);
-	r = uhmm_interval_read_retry(&f->m.sub, seq);
-	pthread_mutex_unlock(&f->m.lock);
-	return r;
-}
-
 /* The private buffer's mirror was told, and its translations are gone. */
 static void check_protected(const char *what, struct fmirror *f,
 			    unsigned long seq)
@@ -118,7 +108,7 @@ static void check_protected(const char *what, struct fmirror *f,
 	CHECK(f_get(f, &f->protections) >= 1);
 	CHECK(f_get(f, &f->covered) >= 1);
 	CHECK_EQ(f_get(f, &f->others), 0);
-	CHECK(retry(f, seq));
+	CHECK(m_read_retry(&f->m, seq));
 	CHECK_EQ(m_valid(&f->m, 0, N), 0);
 }
 
@@ -130,7 +120,7 @@ static void check_untouched(const char *what, struct fmirror *f,
 		fprintf(stderr, "%s: a MAP_SHARED mirror was called at fork()\n",
 			what);
 	CHECK_EQ(f_get(f, &f->calls), 0);
-	CHECK(!retry(f, seq));
+	CHECK(!m_read_retry(&f->m, seq));
 	for (unsigned long i = 0; i < N; i++)
 		CHECK(m_pte(&f->m, i).write);
 }

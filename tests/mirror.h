@@ -257,6 +257,17 @@ static inline int m_snapshot(struct mirror *m)
 	return m_fault(m, 0, m->npages, 0);
 }
 
+/* read_retry under the mirror's lock, as a device checks a commit. */
+static inline bool m_read_retry(struct mirror *m, unsigned long seq)
+{
+	bool r;
+
+	pthread_mutex_lock(&m->lock);
+	r = uhmm_interval_read_retry(&m->sub, seq);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
 static inline struct m_pte m_pte(struct mirror *m, unsigned long i)
 {
 	struct m_pte e;

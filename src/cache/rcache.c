@@ -78,6 +78,7 @@
 #define CACHELINE 64
 #define SLAB_REGIONS 64
 #define TLS_ENTRIES 8
+#define HOLE_TRIES 16	/* region_create(): see there */
 
 struct region {
 	/* Hot: written by every hit and put. */
@@ -325,6 +326,13 @@ static void region_free(struct uhmm_rcache *rc, struct region *r)
 	rc->free = r;
 }
 
+/* Under rc->lock: undo one ops->reg, and count it. */
+static void device_dereg(struct uhmm_rcache *rc, uint64_t handle)
+{
+	rc->ops->dereg(rc->dev, handle);
+	__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
+}
+
 /*
  * Under rc->lock: deregister a claimed dead region and free it. The worker
  * and a miss (make_room) call it, one at a time: it is what keeps the
@@ -332,8 +340,7 @@ static void region_free(struct uhmm_rcache *rc, struct region *r)
  */
 static void retire_locked(struct uhmm_rcache *rc, struct region *r)
 {
-	rc->ops->dereg(rc->dev, r->pub.handle);
-	__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
+	device_dereg(rc, r->pub.handle);
 	/* Not from a callback, and no callback takes rc->lock: may wait. */
 	uhmm_interval_notifier_remove(&r->sub);
 	uhmm_itree_remove(&rc->tree, &r->node);
@@ -570,7 +577,8 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 	 * not even when it goes (uhmm_source_check_armed()). If the check
 	 * saw a hole and reg still succeeded, such a mapping may have come
 	 * and gone in between: look again. A device that registers holes
-	 * (pinning nothing) gets -EFAULT after 16 such tries in a row.
+	 * (pinning nothing) gets -EFAULT after HOLE_TRIES such tries in a
+	 * row.
 	 */
 	for (int holes = 0;;) {
 		unsigned long seq = uhmm_interval_read_begin(&r->sub);
@@ -584,10 +592,8 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 			ret = rc->ops->reg(rc->dev, r->pub.addr, r->pub.len,
 					   access, &handle);
 		if (!ret && armed == -ENOENT) {
-			rc->ops->dereg(rc->dev, handle);
-			__atomic_fetch_add(&rc->deregistrations, 1,
-					   __ATOMIC_RELAXED);
-			if (++holes < 16)
+			device_dereg(rc, handle);
+			if (++holes < HOLE_TRIES)
 				continue;
 			ret = -EFAULT;
 		}
@@ -599,8 +605,7 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 		if (!uhmm_interval_read_retry(&r->sub, seq))
 			break;
 		pthread_mutex_unlock(&r->lock);
-		rc->ops->dereg(rc->dev, handle);
-		__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
+		device_dereg(rc, handle);
 	}
 	r->pub.handle = handle;
 	/* Add, not store: a thread holding a stale entry for the previous

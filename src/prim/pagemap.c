@@ -43,6 +43,18 @@ static int pagemap_open(void)
 	return fd;
 }
 
+/* One PAGEMAP_SCAN: the regions found, or a negative errno. */
+static long pagemap_scan(struct pm_scan_arg *arg)
+{
+	int fd = pagemap_open();
+	long n;
+
+	if (fd < 0)
+		return fd;
+	n = ioctl(fd, PAGEMAP_SCAN, arg);
+	return n < 0 ? -errno : n;
+}
+
 long uhmm_prim_pagemap_scan(unsigned long start, unsigned long end,
 			    struct page_region *vec, size_t n,
 			    unsigned long long anyof_mask,
@@ -58,15 +70,10 @@ long uhmm_prim_pagemap_scan(unsigned long start, unsigned long end,
 		.category_anyof_mask = anyof_mask,
 		.return_mask = return_mask,
 	};
-	int fd = pagemap_open();
-	long ret;
+	long ret = pagemap_scan(&arg);
 
-	if (fd < 0)
-		return fd;
-	ret = ioctl(fd, PAGEMAP_SCAN, &arg);
-	if (ret < 0)
-		return -errno;
-	*walk_end = arg.walk_end;
+	if (ret >= 0)
+		*walk_end = arg.walk_end;
 	return ret;
 }
 
@@ -116,14 +123,10 @@ int uhmm_prim_pagemap_wp_coverage(unsigned long start, unsigned long end)
 		.vec_len = 1,
 		.return_mask = PAGE_IS_WPALLOWED,
 	};
-	int fd = pagemap_open();
-	long n;
+	long n = pagemap_scan(&arg);
 
-	if (fd < 0)
-		return fd;
-	n = ioctl(fd, PAGEMAP_SCAN, &arg);
 	if (n < 0)
-		return -errno;
+		return (int)n;
 	if (n == 1 && r.start == start && r.end == end &&
 	    (r.categories & PAGE_IS_WPALLOWED))
 		return UHMM_PRIM_WP_ALL;
@@ -131,9 +134,9 @@ int uhmm_prim_pagemap_wp_coverage(unsigned long start, unsigned long end)
 	arg.category_mask = PAGE_IS_WPALLOWED;
 	arg.category_inverted = PAGE_IS_WPALLOWED;
 	arg.max_pages = 1;
-	n = ioctl(fd, PAGEMAP_SCAN, &arg);
+	n = pagemap_scan(&arg);
 	if (n < 0)
-		return -errno;
+		return (int)n;
 	return n ? UHMM_PRIM_WP_MISSING : UHMM_PRIM_WP_HOLE;
 }
 

@@ -407,10 +407,16 @@ struct mm_window {
 
 struct uhmm_remove_window {
 	struct uhmm_remove_window *next;
-	unsigned long start, end;
 	unsigned long long deadline_ns;
 	struct mm_window *windows;
 };
+
+/* Are the zaps of every REMOVE event read so far over? (See above.) */
+static bool zaps_over(struct uhmm_source *src)
+{
+	return uhmm_prim_uffd_changing(src->uffd) == 0 &&
+	       uhmm_prim_mmap_barrier(src->barrier_page) == 0;
+}
 
 static void remove_window_close(struct uhmm_source *src,
 				struct uhmm_remove_window *rw)
@@ -429,7 +435,8 @@ static void remove_window_close(struct uhmm_source *src,
 
 /*
  * Without memory for the bookkeeping: one window on mm held open right
- * here until the grace period ends. Slower, never less safe.
+ * here, until the zap is over or the grace period ends. Other events wait
+ * meanwhile: slower, never less safe.
  */
 static void remove_window_inline(struct uhmm_source *src, struct uhmm_mm *mm,
 				 unsigned long start, unsigned long end,
@@ -441,12 +448,11 @@ static void remove_window_inline(struct uhmm_source *src, struct uhmm_mm *mm,
 		.event = UHMM_EVENT_CLEAR,
 		.flags = UHMM_RANGE_BLOCKABLE,
 	};
-	unsigned long long now;
 
 	if (uhmm_mm_invalidate_start(mm, &range))
 		return;
-	while ((now = uhmm_prim_now_ns()) < deadline_ns)
-		uhmm_prim_wait2(-1, -1, (long long)(deadline_ns - now) / 1000 + 1);
+	while (!zaps_over(src) && uhmm_prim_now_ns() < deadline_ns)
+		uhmm_prim_wait2(-1, -1, ZAP_POLL_US);
 	count_callback_bug(src, uhmm_mm_invalidate_end(mm, &range));
 }
 
@@ -461,11 +467,8 @@ static void remove_window_open(struct uhmm_source *src, unsigned long start,
 
 	if (grace_ns)
 		rw = calloc(1, sizeof(*rw));
-	if (rw) {
-		rw->start = start;
-		rw->end = end;
+	if (rw)
 		rw->deadline_ns = read_ns + grace_ns;
-	}
 	for (mm = next_live_mm(src, NULL); mm; mm = next) {
 		struct mm_window *w = rw ? calloc(1, sizeof(*w)) : NULL;
 
@@ -506,8 +509,7 @@ static void remove_windows_poll(struct uhmm_source *src)
 {
 	struct uhmm_remove_window **pp = &src->removes, *rw;
 	unsigned long long now = uhmm_prim_now_ns();
-	bool zapped = uhmm_prim_uffd_changing(src->uffd) == 0 &&
-		      uhmm_prim_mmap_barrier(src->barrier_page) == 0;
+	bool zapped = zaps_over(src);
 
 	while ((rw = *pp)) {
 		if (!zapped && now < rw->deadline_ns) {
