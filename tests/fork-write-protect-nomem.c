@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 
 #include "mirror.h"
-#include "source/fork.h"
+#include "core/alloc.h"
 
 #define N 4
 
@@ -96,6 +96,8 @@ int main(void)
 	pthread_mutex_init(&e.log_lock, NULL);
 	p.m.hook = s.m.hook = e.m.hook = log_hook;
 
+	/* Mode 1: this thread's allocations all fail, the per-mm records'
+	 * first; 2: all but the records (fork's first). */
 	for (int mode = 1; mode <= 2; mode++) {
 		unsigned long seq_p = commit_write(&p);
 		unsigned long seq_s = commit_write(&s);
@@ -104,9 +106,9 @@ int main(void)
 		take(&p, &calls, &whole);
 		take(&s, &calls, &whole);
 		take(&e, &calls, &whole);
-		uhmm_fork_test_nomem = mode;
+		uhmm_alloc_fail_from(mode);
 		do_fork(mm);
-		uhmm_fork_test_nomem = 0;
+		uhmm_alloc_fail_from(0);
 
 		/* Everything told, over everything, once per mm. */
 		take(&p, &calls, &whole);

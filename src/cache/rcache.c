@@ -72,6 +72,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/internal.h"
 #include "source/source.h"
 
@@ -289,7 +290,7 @@ static struct region *region_alloc(struct uhmm_rcache *rc)
 	struct region *r = rc->free;
 
 	if (!r) {
-		struct slab *s = aligned_alloc(CACHELINE, sizeof(*s));
+		struct slab *s = uhmm_aligned_alloc(CACHELINE, sizeof(*s));
 
 		if (!s)
 			return NULL;
@@ -702,7 +703,7 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 
 	if (!rcp || !mm || !ops || !ops->reg || !ops->dereg)
 		return -EINVAL;
-	rc = aligned_alloc(CACHELINE, sizeof(*rc));
+	rc = uhmm_aligned_alloc(CACHELINE, sizeof(*rc));
 	if (!rc)
 		return -ENOMEM;
 	memset(rc, 0, sizeof(*rc));

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 
+#include "core/alloc.h"
 #include "core/internal.h"
 #include "prim/prim.h"
 #include "source/fork.h"
@@ -114,7 +115,7 @@ int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags)
 	if (!mmp || (flags & ~UHMM_MM_NO_MONITOR))
 		return -EINVAL;
 
-	mm = calloc(1, sizeof(*mm));
+	mm = uhmm_calloc(1, sizeof(*mm));
 	if (!mm)
 		return -ENOMEM;
 	if (pthread_mutex_init(&mm->lock, NULL)) {

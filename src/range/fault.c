@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/internal.h"
 #include "core/options.h"
 #include "prim/prim.h"
@@ -418,7 +419,7 @@ static int range_fault_until(struct uhmm_range *range,
 	}
 
 	if (range->pfn_flags_mask & REQ_MASK) {
-		w.req = malloc(npages);
+		w.req = uhmm_malloc(npages);
 		if (!w.req)
 			return -ENOMEM;
 		for (unsigned long i = 0; i < npages; i++)
@@ -479,7 +480,7 @@ int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
 	if (range->pfn_flags_mask & REQ_MASK) {
 		bytes = (range->end - range->start) /
 			(unsigned long)sysconf(_SC_PAGESIZE) * sizeof(uint64_t);
-		requests = malloc(bytes);
+		requests = uhmm_malloc(bytes);
 		if (!requests)
 			return -ENOMEM;
 		memcpy(requests, range->pfns, bytes);

@@ -70,6 +70,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/alloc.h"
 #include "core/internal.h"
 #include "prim/prim.h"
 #include "source/fork.h"
@@ -117,17 +118,6 @@ static size_t nfmms;		/* [all_lock] */
 static unsigned int rounds;	/* [all_lock] */
 static struct fork_mm reserve[FORK_RESERVE];
 
-int uhmm_fork_test_nomem;
-static unsigned int allocs;	/* [all_lock] in this fork */
-
-/* Is this allocation to fail (the test hook)? */
-static bool nomem(void)
-{
-	int mode = __atomic_load_n(&uhmm_fork_test_nomem, __ATOMIC_RELAXED);
-
-	return mode && (mode == 1 || ++allocs > 1);
-}
-
 /* Append [start, end) to a set built in order of start. */
 static int spans_add(struct spans *s, unsigned long start, unsigned long end)
 {
@@ -140,8 +130,7 @@ static int spans_add(struct spans *s, unsigned long start, unsigned long end)
 	}
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 64;
-		struct span *v = nomem() ? NULL :
-				 realloc(s->v, cap * sizeof(*v));
+		struct span *v = uhmm_realloc(s->v, cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -167,7 +156,7 @@ static int spans_merge(struct spans *to, struct spans *from)
 
 	if (!from->n)
 		return 0;
-	v = nomem() ? NULL : malloc(n * sizeof(*v));
+	v = uhmm_malloc(n * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	if (to->n)
@@ -213,9 +202,8 @@ void uhmm_fork_protect_begin(struct uhmm_mm *mms)
 	for (mm = mms; mm; mm = mm->all_next)
 		n++;
 	rounds = 0;
-	allocs = 0;
 	nfmms = n;
-	fmms = n && !nomem() ? calloc(n, sizeof(*fmms)) : NULL;
+	fmms = n ? uhmm_calloc(n, sizeof(*fmms)) : NULL;
 	if (n && !fmms) {
 		/*
 		 * No memory even for this: a window over everything on every
@@ -266,7 +254,7 @@ static void window_open(struct fork_mm *f, unsigned long start,
 	}
 	c = f->wins;
 	if (!c || c->n == WIN_CHUNK) {
-		c = nomem() ? NULL : calloc(1, sizeof(*c));
+		c = uhmm_calloc(1, sizeof(*c));
 		if (!c) {
 			f->failed = true;
 			return;

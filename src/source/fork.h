@@ -43,10 +43,4 @@ void uhmm_fork_protect_end(void);
 /* In the child: forget the windows (the copies are dead) and free. */
 void uhmm_fork_protect_forget(void);
 
-/*
- * Test hook: 1 makes every allocation of the next forks fail, 2 every one
- * but the first (the per-mm records). 0: none.
- */
-extern int uhmm_fork_test_nomem;
-
 #endif

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/internal.h"
 #include "core/options.h"
 #include "prim/prim.h"
@@ -264,7 +265,7 @@ static void rearm_after_event(struct uhmm_source *src, unsigned long start,
 			continue;
 		if (count == cap) {
 			size_t ncap = cap ? 2 * cap : 16;
-			void *p = realloc(subs, ncap * sizeof(*subs));
+			void *p = uhmm_realloc(subs, ncap * sizeof(*subs));
 
 			if (!p) {
 				__atomic_fetch_add(&src->arm_errors, 1,
@@ -466,11 +467,11 @@ static void remove_window_open(struct uhmm_source *src, unsigned long start,
 	struct uhmm_mm *mm, *next;
 
 	if (grace_ns)
-		rw = calloc(1, sizeof(*rw));
+		rw = uhmm_calloc(1, sizeof(*rw));
 	if (rw)
 		rw->deadline_ns = read_ns + grace_ns;
 	for (mm = next_live_mm(src, NULL); mm; mm = next) {
-		struct mm_window *w = rw ? calloc(1, sizeof(*w)) : NULL;
+		struct mm_window *w = rw ? uhmm_calloc(1, sizeof(*w)) : NULL;
 
 		next = next_live_mm(src, mm);
 		if (!w) {
@@ -801,7 +802,7 @@ static int source_create(struct uhmm_source **srcp)
 	pthread_t thread;
 	int ret;
 
-	src = calloc(1, sizeof(*src));
+	src = uhmm_calloc(1, sizeof(*src));
 	if (!src)
 		return -ENOMEM;
 	src->uffd = src->wake_fd = src->dispatch_fd = -1;
@@ -817,7 +818,8 @@ static int source_create(struct uhmm_source **srcp)
 	pthread_mutex_init(&src->mms_lock, NULL);
 	pthread_mutex_init(&src->arm_lock, NULL);
 
-	src->barrier_page = uhmm_prim_map_anon((size_t)sysconf(_SC_PAGESIZE));
+	src->barrier_page = uhmm_alloc_injected() ? NULL :
+		uhmm_prim_map_anon((size_t)sysconf(_SC_PAGESIZE));
 	if (!src->barrier_page) {
 		ret = -ENOMEM;
 		goto fail;
