@@ -298,6 +298,12 @@ struct uhmm_interval_notifier_ops {
 	 * subscription covers: the kernel holds such an unmap until its
 	 * event is read, and reading is done by a separate thread that runs
 	 * no callback. The new event is dispatched after this one.
+	 * A callback that sleeps there holds up, on every thread, what
+	 * waits for the dispatch of events already read: on this mm,
+	 * uhmm_interval_read_begin() of any subscription (so range faults)
+	 * and uhmm_rcache_get() - not only of subscriptions its event
+	 * overlaps. It holds up no munmap(), insert or remove, and nothing
+	 * on another mm (tests/slow-callback.c).
 	 */
 	bool (*invalidate)(struct uhmm_interval_notifier *sub,
 			   const struct uhmm_notifier_range *range,
@@ -696,6 +702,9 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  * [addr, addr + len) with at least access, holding a reference: the
  * registration stays valid for the caller until uhmm_rcache_put(), even
  * if the memory changes meanwhile. A hit takes no lock shared by threads.
+ * On a monitored mm, a get first waits for the dispatch of the events
+ * already read (as uhmm_interval_read_begin() does): a change that
+ * returned in any thread before the get is never missed.
  * A miss registers a new region, after making room for it if a limit
  * would be exceeded (see "Limits" above): it may then call ops->dereg
  * itself, and so block as long as the device does. When every region is
