@@ -5,7 +5,7 @@
  * insert, arm and remove, read_begin (with and without a timeout),
  * read_retry and check_retry, explicit invalidations, range faults, and
  * a registration cache's create, get (hits and misses, with eviction),
- * put, stats and destroy - while the main thread sends it SIGUSR1 at
+ * put, stats and destroy, io_uring transfers through a cache - while the main thread sends it SIGUSR1 at
  * random moments; the handler unmaps a subscribed page. munmap() is
  * async-signal-safe, and it sleeps until uhmm's reader has read its
  * event, so the reader must never wait for anything the interrupted call
@@ -18,11 +18,12 @@
  */
 #include <signal.h>
 
+#define T_RC_URING
 #include "mirror.h"
 #include "rcache.h"
 
 #define SIGNALS 5000
-#define CALLS 13
+#define CALLS 15
 #define MISS_PAGES 8
 
 static struct uhmm_mm *mm, *explicit_mm;
@@ -39,6 +40,8 @@ static const char *const call_names[CALLS] = {
 	"uhmm_mm_get, close", "uhmm_mm_open, close",
 	"uhmm_rcache_create, get, put, destroy",
 	"explicit invalidate of everything",
+	"uhmm_uring_read_fixed_sync, write_fixed_sync",
+	"uhmm_mm_invalidate_start, end",
 };
 
 static void on_sigusr1(int sig)
@@ -56,6 +59,10 @@ struct looper {
 	struct t_cdev cdev;
 	struct uhmm_rcache *rc;	/* on mm, small: misses evict */
 	char *mine;		/* MISS_PAGES pages */
+	struct io_uring ring;
+	struct uhmm_uring_dev *udev;
+	struct uhmm_rcache *urc;	/* on udev */
+	int fd;			/* a file of MISS_PAGES pages */
 };
 
 static void call(struct looper *l, unsigned int which, unsigned int r)
@@ -128,6 +135,25 @@ static void call(struct looper *l, unsigned int which, unsigned int r)
 		CHECK_EQ(uhmm_mm_invalidate(explicit_mm, 0, ~0UL,
 					    UHMM_EVENT_CLEAR), 0);
 		break;
+	case 13:
+		CHECK_EQ(uhmm_uring_read_fixed_sync(l->urc, &l->ring, l->fd,
+			l->mine + r % MISS_PAGES * t_page, t_page, 0), t_page);
+		CHECK_EQ(uhmm_uring_write_fixed_sync(l->urc, &l->ring, l->fd,
+			l->mine + r % MISS_PAGES * t_page, t_page, t_page),
+			 t_page);
+		break;
+	case 14: {
+		struct uhmm_notifier_range range = {
+			.start = l->em.start,
+			.end = l->em.start + t_page,
+			.event = UHMM_EVENT_CLEAR,
+			.flags = UHMM_RANGE_BLOCKABLE,
+		};
+
+		CHECK_EQ(uhmm_mm_invalidate_start(explicit_mm, &range), 0);
+		CHECK_EQ(uhmm_mm_invalidate_end(explicit_mm, &range), 0);
+		break;
+	}
 	}
 }
 
@@ -151,6 +177,7 @@ int main(void)
 {
 	int n = (int)(SIGNALS * t_scale());
 	struct sigaction sa = { .sa_handler = on_sigusr1 };
+	struct uhmm_rcache_config cfg = { .max_regions = 4 };
 	struct looper l = { 0 };
 	unsigned int seed = 7;
 	pthread_t th;
@@ -162,12 +189,14 @@ int main(void)
 	REQUIRE(m_init(&l.m, mm, l.mine, MISS_PAGES) == 0);
 	REQUIRE(m_init(&l.em, explicit_mm, l.mine, 1) == 0);
 	t_cdev_init(&l.cdev, 1UL << 20, 0);
-	{
-		struct uhmm_rcache_config cfg = { .max_regions = 4 };
-
-		REQUIRE(uhmm_rcache_create(&l.rc, mm, &t_cdev_ops, &l.cdev,
-					   &cfg) == 0);
-	}
+	REQUIRE(uhmm_rcache_create(&l.rc, mm, &t_cdev_ops, &l.cdev, &cfg) ==
+		0);
+	/* As many slots as regions: the cache evicts before it runs out. */
+	t_ring(&l.ring, 4);
+	l.udev = t_uring_dev(&l.ring, 4);
+	REQUIRE(uhmm_rcache_create(&l.urc, mm, uhmm_uring_rcache_ops(),
+				   l.udev, &cfg) == 0);
+	l.fd = t_data_file(MISS_PAGES * t_page, 1);
 	sigemptyset(&sa.sa_mask);
 	REQUIRE(sigaction(SIGUSR1, &sa, NULL) == 0);
 	REQUIRE(pthread_create(&th, NULL, looper_main, &l) == 0);
@@ -204,6 +233,10 @@ int main(void)
 		CHECK(calls_made[i] > 0);
 	}
 
+	REQUIRE(uhmm_rcache_destroy(l.urc) == 0);
+	REQUIRE(uhmm_uring_dev_close(l.udev) == 0);
+	io_uring_queue_exit(&l.ring);
+	close(l.fd);
 	REQUIRE(uhmm_rcache_destroy(l.rc) == 0);
 	CHECK_EQ(l.cdev.bad_deregs, 0);
 	t_cdev_free(&l.cdev);
