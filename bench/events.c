@@ -27,7 +27,7 @@
  *     all 10^4 events of the registered 4 KiB series. Before its next
  *     munmap the thread that unmapped waits as a device would, with
  *     uhmm_interval_read_begin() on the subscription (and checks that the
- *     callback has run by then: DESIGN.md invariant 8).
+ *     callback has run by then: docs/design.md, invariant 8).
  *     Also the CPU time per event of the source's threads (the reader and
  *     the dispatcher), from their thread CPU clocks.
  *  3. The reader's spin (UHMM_READER_SPIN_US, read once when the reader
@@ -250,7 +250,7 @@ static void pin_thread(pid_t tid, int cpu)
 /*
  * After munmap() of sub's range returned: wait the way a device would, with
  * uhmm_interval_read_begin(), which returns once the invalidation is done
- * (DESIGN.md invariant 8). A callback still missing then is a library bug:
+ * (docs/design.md, invariant 8). A callback still missing then is a library bug:
  * counted, reported at exit, and waited for by polling.
  */
 static unsigned long hb_violations;

@@ -2,7 +2,7 @@
 /*
  * madvise(MADV_REMOVE) on a MAP_SHARED memfd mapping punches a hole in the
  * file: one UHMM_EVENT_CLEAR over exactly the advised range. (A hole
- * punched with fallocate() instead sends no event: DESIGN.md.)
+ * punched with fallocate() instead sends no event: docs/design.md.)
  */
 #include <sys/mman.h>
 

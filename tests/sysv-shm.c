@@ -2,8 +2,8 @@
 /*
  * SysV shared memory is watchable: MADV_DONTNEED and munmap() of an
  * attached segment give CLEAR and UNMAP. But shmdt() sends NO event: the
- * kernel unmaps the segment without telling userfaultfd (DESIGN.md "No
- * event: shmdt"). A known kernel limitation: a device mirroring a SysV
+ * kernel unmaps the segment without telling userfaultfd (docs/design.md,
+ * "No event at all"). A known kernel limitation: a device mirroring a SysV
  * segment must hear of shmdt() another way. This test asserts reality, so
  * it fails the day the kernel starts reporting shmdt().
  */

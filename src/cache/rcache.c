@@ -61,7 +61,7 @@
  * never returned to the system before destroy (type-stable, like
  * SLAB_TYPESAFE_BY_RCU), so a thread's stale pair can always be checked
  * safely. Before looking, a get waits for events already read from the
- * kernel (DESIGN.md invariant 8).
+ * kernel (docs/design.md, invariant 8).
  *
  * UHMM_EVENT_PROTECTION invalidates nothing: ops->reg pins, and a pinned
  * page stays where it is (see region_invalidate()).

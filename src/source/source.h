@@ -24,7 +24,7 @@
  * subscribers' callbacks, which may therefore unmap or free anything: the
  * reader reads that event too, while the callback waits.
  *
- * Happens-before (DESIGN.md invariant 8). The kernel lets the thread that
+ * Happens-before (docs/design.md, invariant 8). The kernel lets the thread that
  * unmapped go as soon as the reader has *read* the event, before anything
  * was invalidated. So every read is a numbered batch, and its ticket is
  * taken before read():
