@@ -327,14 +327,13 @@ struct uhmm_itree_node {
  */
 struct uhmm_interval_notifier {
 	struct uhmm_itree_node node;	 /* in the mm's tree */
-	struct uhmm_itree_node arm_node; /* in the event source's armed set */
 	const struct uhmm_interval_notifier_ops *ops;
 	struct uhmm_mm *mm;
 	struct uhmm_interval_notifier *deferred_next;
 	struct uhmm_interval_notifier **deferred_pprev;
 	unsigned long invalidate_seq;
 	unsigned int state;
-	unsigned int armed;
+	void *source_private[8];	 /* the mm's event source's */
 };
 
 /*

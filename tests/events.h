@@ -148,7 +148,7 @@ static inline struct uhmm_mm *t_open_any(void)
 /* Events read from the kernel so far, by the process's source. */
 static inline unsigned long t_events(struct uhmm_mm *mm)
 {
-	return __atomic_load_n(&mm->source->events, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&uffd_of(mm->source)->events, __ATOMIC_SEQ_CST);
 }
 
 /* n pages of private anonymous memory, touched. */

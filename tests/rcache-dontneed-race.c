@@ -84,7 +84,8 @@ int main(void)
 	       "invalidations); REMOVE windows closed on the zap %lu, at "
 	       "the grace period %lu\n",
 	       n, stale, failed, gets, st.misses, st.invalidations,
-	       mm->source->removes_zapped, mm->source->removes_expired);
+	       uffd_of(mm->source)->removes_zapped,
+	       uffd_of(mm->source)->removes_expired);
 	CHECK_EQ(stale, 0);
 	CHECK_EQ(failed, 0);
 

@@ -74,7 +74,6 @@
 
 #include "core/alloc.h"
 #include "core/internal.h"
-#include "source/source.h"
 
 #define CACHELINE 64
 #define SLAB_REGIONS 64
@@ -575,7 +574,7 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 	 * The driver loop: commit only what no invalidation collided with,
 	 * and only pages seen in watched mappings before reg: a mapping
 	 * created in a hole after insert armed the range sends no event,
-	 * not even when it goes (uhmm_source_check_armed()). If the check
+	 * not even when it goes (uhmm_mm_check_armed()). If the check
 	 * saw a hole and reg still succeeded, such a mapping may have come
 	 * and gone in between: look again. A device that registers holes
 	 * (pinning nothing) gets -EFAULT after HOLE_TRIES such tries in a
@@ -583,8 +582,7 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 	 */
 	for (int holes = 0;;) {
 		unsigned long seq = uhmm_interval_read_begin(&r->sub);
-		int armed = rc->mm->source ? uhmm_source_check_armed(
-				rc->mm->source, &r->sub, start, end) : 0;
+		int armed = uhmm_mm_check_armed(&r->sub, start, end);
 
 		if (armed == -EAGAIN)
 			continue;	/* armed just now: look again */
@@ -646,8 +644,7 @@ int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 	if (uhmm_mm_forked(rc->mm))
 		return -ECHILD;
 	/* Unmaps that returned before this get are dispatched first. */
-	if (rc->mm->source)
-		uhmm_source_wait_events(rc->mm->source);
+	uhmm_mm_wait_events(rc->mm, 0);
 
 	r = tls_lookup(rc, start, end, access);
 	if (r) {

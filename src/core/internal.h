@@ -8,12 +8,14 @@
 #define UHMM_CORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "uhmm.h"
 #include "core/itree.h"
+#include "core/source.h"
 
 /*
  * The address space.
@@ -53,9 +55,10 @@ struct uhmm_mm {
 	long count;		/* atomic */
 	unsigned int flags;	/* UHMM_MM_*, fixed at open */
 
-	/* The kernel event source, NULL with UHMM_MM_NO_MONITOR. */
+	/* The event source that feeds it, NULL with UHMM_MM_NO_MONITOR;
+	 * fixed at open. source_next is the source's to link its mms. */
 	struct uhmm_source *source;
-	struct uhmm_mm *source_next;	/* [source->mms_lock] */
+	struct uhmm_mm *source_next;
 
 	/* [all_lock] every mm of the process, for fork (see mm.c). */
 	struct uhmm_mm *all_next, **all_pprev;
@@ -113,8 +116,6 @@ static inline unsigned long uhmm_sub_end(const struct uhmm_interval_notifier *su
 /* Initial mm seq, even; a subscription inserted when idle gets seq - 1. */
 #define UHMM_SEQ_INIT 2UL
 
-struct uhmm_source;
-
 void uhmm_mm_grab(struct uhmm_mm *mm);
 void uhmm_mm_drop(struct uhmm_mm *mm);
 
@@ -153,7 +154,7 @@ unsigned long uhmm_mm_seq(struct uhmm_mm *mm);
 
 /*
  * Condition variables that timed waits use take CLOCK_MONOTONIC deadlines
- * (uhmm_prim_now_ns()), immune to changes of the wall clock.
+ * (uhmm_now_ns()), immune to changes of the wall clock.
  */
 static inline int uhmm_cond_init_monotonic(pthread_cond_t *cond)
 {
@@ -167,6 +168,16 @@ static inline int uhmm_cond_init_monotonic(pthread_cond_t *cond)
 	return ret;
 }
 
+/* CLOCK_MONOTONIC now, in nanoseconds (the vDSO: no system call). */
+static inline unsigned long long uhmm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL +
+	       (unsigned long long)ts.tv_nsec;
+}
+
 /* An absolute CLOCK_MONOTONIC deadline in nanoseconds, as a timespec. */
 static inline struct timespec uhmm_deadline_ts(unsigned long long deadline_ns)
 {
@@ -175,6 +186,55 @@ static inline struct timespec uhmm_deadline_ts(unsigned long long deadline_ns)
 		.tv_nsec = (long)(deadline_ns % 1000000000ULL),
 	};
 }
+
+/* The structure of type that contains member at ptr. */
+#define uhmm_container_of(ptr, type, member)                                   \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/*
+ * The mm's event source, for range/ and cache/ (which know no source).
+ *
+ * Wait until the events the source read so far are dispatched (core/
+ * source.h, the clock), or until deadline_ns (CLOCK_MONOTONIC, 0: none):
+ * 0 or -ETIMEDOUT. Two loads when none is in flight; 0 at once for an
+ * explicit mm.
+ */
+static inline int uhmm_mm_wait_events(struct uhmm_mm *mm,
+				      unsigned long long deadline_ns)
+{
+	return mm->source ? uhmm_clock_wait(&mm->source->clock, deadline_ns)
+			  : 0;
+}
+
+/* Watch what is now in [start, end) of sub's range (also mappings
+ * created since): 0, or the source's arm error. 0 for an explicit mm. */
+int uhmm_mm_rearm(struct uhmm_interval_notifier *sub, unsigned long start,
+		  unsigned long end);
+
+/*
+ * Check that every page of [start, end), in sub's range, lies in a
+ * mapping the mm's source watches, so that its unmap will be heard: call
+ * it after read_begin, before trusting what was read there. A mapping
+ * created in a hole after the range was armed is not (creating a mapping
+ * sends no event); it is armed now. Returns
+ *   0        every page does - or sub's mm was released (nothing is
+ *            watched for it), or the mm is explicit
+ *   -EAGAIN  some page lay in a mapping that was not watched; it is now:
+ *            read_begin and read again
+ *   -ENOENT  none such, but some page lies in no mapping (or in one that
+ *            PAGEMAP_SCAN skips, VM_PFNMAP): a mapping created there
+ *            later is not watched either, so what is read there must be
+ *            checked again after it is read
+ *   -ENOTTY  the kernel has no PAGEMAP_SCAN (before Linux 6.7): the check
+ *            cannot be made, and a mapping created in a hole after arming
+ *            can be read without ever being watched
+ *   or an error of uhmm_mm_rearm().
+ * The uffd source reads PAGEMAP_SCAN's WPALLOWED: registered with *a*
+ * userfaultfd in write-protect asynchronous mode, so a mapping another
+ * such userfaultfd registered in a hole after arming passes for watched.
+ */
+int uhmm_mm_check_armed(struct uhmm_interval_notifier *sub,
+			unsigned long start, unsigned long end);
 
 #define READ_ONCE_ACQ(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define WRITE_ONCE_REL(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)

@@ -11,16 +11,14 @@
  * generation. The first call on a copy delivers UHMM_EVENT_RELEASE to its
  * subscriptions; the calls then return -ECHILD, except remove, which
  * still works so the child can reclaim their memory. In the parent, fork()
- * write-protects private memory: the handlers bracket it with
- * UHMM_EVENT_PROTECTION windows (source/fork.c).
+ * write-protects private memory: a source's fork ops (core/source.h;
+ * source/fork.c) bracket it with UHMM_EVENT_PROTECTION windows.
  */
 #include <errno.h>
 
 #include "core/alloc.h"
 #include "core/internal.h"
-#include "prim/prim.h"
-#include "source/fork.h"
-#include "source/source.h"
+#include "core/source.h"
 
 unsigned long uhmm_fork_gen;
 unsigned long uhmm_forks;
@@ -40,6 +38,20 @@ static void unlock_all_mms(void)
 		pthread_mutex_unlock(&mm->lock);
 }
 
+static const struct uhmm_fork_ops *fork_ops;	/* atomic, set once */
+/* [all_lock] the ops this fork's prepare handler called: parent and
+ * child call the same, even if registered in between. */
+static const struct uhmm_fork_ops *fork_ops_now;
+
+int uhmm_fork_ops_register(const struct uhmm_fork_ops *ops)
+{
+	const struct uhmm_fork_ops *none = NULL;
+
+	return __atomic_compare_exchange_n(&fork_ops, &none, ops, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+		       ? 0 : -EBUSY;
+}
+
 /*
  * fork() write-protects the parent's private memory, and the kernel tells
  * its secondary MMUs (mm/memory.c, copy_page_range()):
@@ -49,20 +61,28 @@ static void unlock_all_mms(void)
  *					0, src_mm, addr, end);
  *		mmu_notifier_invalidate_range_start(&range);
  *
- * Here the prepare handler opens those windows first (source/fork.c: their
- * callbacks may take device locks, so no mm lock is held yet), then takes
- * every mm lock as before and checks, under them, that nothing slipped in
- * meanwhile. all_lock stays held across fork(), so forks are serialised
- * and the list of mms, and fork.c's record of the windows, stay put.
+ * Here the prepare handler has the fork ops open those windows first
+ * (their callbacks may take device locks, so no mm lock is held yet),
+ * then takes every mm lock as before and has them check, under the locks,
+ * that nothing slipped in meanwhile. all_lock stays held across fork(),
+ * so forks are serialised and the list of mms, and the fork ops' record
+ * of the windows, stay put.
  */
 static void fork_prepare(void)
 {
+	const struct uhmm_fork_ops *ops;
+
 	pthread_mutex_lock(&all_lock);
-	uhmm_fork_protect_begin(all_mms);
-	for (;;) {
-		uhmm_fork_protect_open();
+	ops = fork_ops_now = __atomic_load_n(&fork_ops, __ATOMIC_ACQUIRE);
+	if (!ops) {
 		lock_all_mms();
-		if (uhmm_fork_protect_check())
+		return;
+	}
+	ops->prepare(all_mms);
+	for (;;) {
+		ops->open();
+		lock_all_mms();
+		if (ops->check())
 			break;
 		unlock_all_mms();
 	}
@@ -76,14 +96,19 @@ static void fork_prepare(void)
  */
 static void fork_parent(void)
 {
+	const struct uhmm_fork_ops *ops = fork_ops_now;
+
 	__atomic_fetch_add(&uhmm_forks, 1, __ATOMIC_RELAXED);
 	unlock_all_mms();
-	uhmm_fork_protect_end();
+	if (ops)
+		ops->parent();
 	pthread_mutex_unlock(&all_lock);
 }
 
 static void fork_child(void)
 {
+	const struct uhmm_fork_ops *ops = fork_ops_now;
+
 	__atomic_store_n(&uhmm_fork_gen, uhmm_fork_gen + 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&uhmm_forks, 1, __ATOMIC_RELAXED);
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next) {
@@ -92,9 +117,8 @@ static void fork_child(void)
 	}
 	pthread_mutex_init(&all_lock, NULL);
 	/* The windows were the parent's: notifier.c ends the copies. */
-	uhmm_fork_protect_forget();
-	uhmm_source_after_fork_child();
-	uhmm_prim_after_fork_child();
+	if (ops)
+		ops->child();
 }
 
 /*
@@ -107,7 +131,8 @@ __attribute__((constructor)) static void atfork_register(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags)
+int uhmm_mm_open_source(struct uhmm_mm **mmp, unsigned int flags,
+			const struct uhmm_source_ops *ops)
 {
 	struct uhmm_mm *mm;
 	int ret;
@@ -142,8 +167,8 @@ int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags)
 	all_mms = mm;
 	pthread_mutex_unlock(&all_lock);
 
-	if (!(flags & UHMM_MM_NO_MONITOR)) {
-		ret = uhmm_source_attach(mm);
+	if (ops) {
+		ret = ops->attach(mm, &mm->source);
 		if (ret) {
 			uhmm_mm_drop(mm);
 			return ret;
@@ -225,7 +250,7 @@ int uhmm_mm_close(struct uhmm_mm *mm)
 	if (now == 0) {
 		uhmm_notifier_release(mm);
 		if (mm->source)
-			uhmm_source_detach(mm);
+			mm->source->ops->detach(mm->source, mm);
 		uhmm_mm_drop(mm);
 	}
 	return 0;
@@ -244,5 +269,5 @@ int uhmm_mm_sync(struct uhmm_mm *mm)
 	/* Explicit invalidations are dispatched before they return. */
 	if (!mm->source)
 		return 0;
-	return uhmm_source_sync(mm->source);
+	return mm->source->ops->sync(mm->source);
 }

@@ -43,10 +43,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/internal.h"
-#include "prim/prim.h"
-#include "source/source.h"
 
 #define sub_of(n) \
 	((struct uhmm_interval_notifier *)((char *)(n) - \
@@ -334,12 +333,12 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 	sub->ops = ops;
 	sub->deferred_next = NULL;
 	sub->deferred_pprev = NULL;
-	sub->armed = 0;
+	memset(sub->source_private, 0, sizeof(sub->source_private));
 
 	/* Armed before it can be called, so no change after insert()
 	 * returns goes unseen. */
 	if (mm->source) {
-		ret = uhmm_source_arm(mm->source, sub);
+		ret = mm->source->ops->arm(mm->source, mm, sub);
 		if (ret)
 			return ret;
 	}
@@ -348,7 +347,7 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 	if (mm->dead) {
 		pthread_mutex_unlock(&mm->lock);
 		if (mm->source)
-			uhmm_source_disarm(mm->source, sub);
+			mm->source->ops->disarm(mm->source, sub);
 		return -ESRCH;
 	}
 	uhmm_mm_grab(mm);
@@ -425,7 +424,7 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 
 	/* The parent's event source is not the child's to touch. */
 	if (mm->source && !forked)
-		uhmm_source_disarm(mm->source, sub);
+		mm->source->ops->disarm(mm->source, sub);
 	sub->mm = NULL;
 	uhmm_mm_drop(mm);
 	return 0;
@@ -444,10 +443,26 @@ int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub)
 	ret = uhmm_mm_check_owner(mm);
 	if (ret)
 		return ret;
-	if (!mm->source)
-		return 0;
-	return uhmm_source_rearm(mm->source, sub, sub->node.start,
-				 uhmm_sub_end(sub));
+	return uhmm_mm_rearm(sub, sub->node.start, uhmm_sub_end(sub));
+}
+
+int uhmm_mm_rearm(struct uhmm_interval_notifier *sub, unsigned long start,
+		  unsigned long end)
+{
+	struct uhmm_mm *mm = sub->mm;
+
+	return mm->source ? mm->source->ops->rearm(mm->source, sub, start, end)
+			  : 0;
+}
+
+int uhmm_mm_check_armed(struct uhmm_interval_notifier *sub,
+			unsigned long start, unsigned long end)
+{
+	struct uhmm_mm *mm = sub->mm;
+
+	return mm->source ? mm->source->ops->check_armed(mm->source, sub,
+							 start, end)
+			  : 0;
 }
 
 /*
@@ -464,11 +479,12 @@ int uhmm_interval_read_begin_until(struct uhmm_interval_notifier *sub,
 	int ret = 0;
 
 	/* Events read but not yet dispatched count as not yet happened
-	 * (see source.h); a fork child's copy is released, never waits. */
+	 * (core/source.h, the clock); a fork child's copy is released and
+	 * never waits. */
 	if (uhmm_mm_forked(mm))
 		uhmm_notifier_release_child(mm);
-	else if (mm->source)
-		ret = uhmm_source_wait_events_until(mm->source, deadline_ns);
+	else
+		ret = uhmm_mm_wait_events(mm, deadline_ns);
 	if (ret)
 		return ret;
 
@@ -511,7 +527,7 @@ int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
 		return -EINVAL;
 	return uhmm_interval_read_begin_until(
 		sub,
-		timeout_ms ? uhmm_prim_now_ns() +
+		timeout_ms ? uhmm_now_ns() +
 				     (unsigned long long)timeout_ms * 1000000ULL
 			   : 0,
 		seq);

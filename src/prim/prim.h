@@ -84,7 +84,6 @@ void uhmm_prim_set_timer_slack_ns(unsigned long ns);
 void uhmm_prim_yield(void);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
-unsigned long long uhmm_prim_now_ns(void);
 
 /* ---- the process's mappings ---- */
 

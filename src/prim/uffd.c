@@ -157,15 +157,6 @@ void uhmm_prim_yield(void)
 	sched_yield();
 }
 
-unsigned long long uhmm_prim_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ULL +
-	       (unsigned long long)ts.tv_nsec;
-}
-
 void uhmm_prim_close(int fd)
 {
 	if (fd >= 0)

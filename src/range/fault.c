@@ -37,7 +37,6 @@
 #include "core/options.h"
 #include "prim/prim.h"
 #include "prim/uapi.h"
-#include "source/source.h"
 
 #define REQ_MASK (UHMM_PFN_REQ_FAULT | UHMM_PFN_REQ_WRITE)
 #define SCAN_VEC 256
@@ -287,8 +286,14 @@ static uint64_t requests_in(const struct walk *w, unsigned long start,
 	if (!w->req)
 		return w->range->default_flags & REQ_MASK;
 	for (unsigned long i = page_index(w, start); i < page_index(w, end);
-	     i++)
-		any |= request(w, i);
+	     i++) {
+		uint64_t r = request(w, i);
+
+		/* REQ_WRITE alone requests nothing: not another page's
+		 * REQ_FAULT | REQ_WRITE (-EPERM) either. */
+		if (r & UHMM_PFN_REQ_FAULT)
+			any |= r;
+	}
 	return any;
 }
 
@@ -375,7 +380,7 @@ static int collided(struct uhmm_range *r, unsigned long long deadline_ns)
 {
 	struct uhmm_mm *mm = r->notifier->mm;
 
-	if (mm->source && uhmm_source_wait_events_until(mm->source, deadline_ns))
+	if (uhmm_mm_wait_events(mm, deadline_ns))
 		return -ETIMEDOUT;
 	return uhmm_interval_check_retry(r->notifier, r->notifier_seq) ? -EBUSY
 									: 0;
@@ -411,12 +416,9 @@ static int range_fault_until(struct uhmm_range *range,
 
 	if (uhmm_interval_check_retry(range->notifier, range->notifier_seq))
 		return -EBUSY;
-	if (mm->source) {
-		ret = uhmm_source_rearm(mm->source, range->notifier,
-					range->start, range->end);
-		if (ret)
-			return ret == -EBUSY ? -EEXIST : ret;
-	}
+	ret = uhmm_mm_rearm(range->notifier, range->start, range->end);
+	if (ret)
+		return ret == -EBUSY ? -EEXIST : ret;
 
 	if (range->pfn_flags_mask & REQ_MASK) {
 		w.req = uhmm_malloc(npages);
@@ -445,8 +447,8 @@ static int range_fault_until(struct uhmm_range *range,
 			ret = -EBUSY;
 			break;
 		}
-		ret = uhmm_source_rearm(mm->source, range->notifier,
-					range->start, range->end);
+		ret = uhmm_mm_rearm(range->notifier, range->start,
+				    range->end);
 		if (ret) {
 			ret = ret == -EBUSY ? -EEXIST : ret;
 			break;
@@ -486,7 +488,7 @@ int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
 		memcpy(requests, range->pfns, bytes);
 	}
 	if (timeout_ms)
-		deadline = uhmm_prim_now_ns() +
+		deadline = uhmm_now_ns() +
 			   (unsigned long long)timeout_ms * 1000000ULL;
 	for (;;) {
 		if (requests)
@@ -505,7 +507,7 @@ int uhmm_range_fault_lock(struct uhmm_range *range, pthread_mutex_t *lock,
 		} else if (ret != -EBUSY) {
 			break;
 		}
-		if (deadline && uhmm_prim_now_ns() > deadline) {
+		if (deadline && uhmm_now_ns() > deadline) {
 			ret = -ETIMEDOUT;
 			break;
 		}

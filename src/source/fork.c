@@ -74,6 +74,7 @@
 #include "core/internal.h"
 #include "prim/prim.h"
 #include "source/fork.h"
+#include "source/source.h"
 
 #define FORK_MAX_ROUNDS 4
 /* Records for this many mms live in static memory, for a malloc failure. */
@@ -194,7 +195,7 @@ static bool spans_contain(const struct spans *s, unsigned long start,
 	return lo && s->v[lo - 1].end >= end;
 }
 
-void uhmm_fork_protect_begin(struct uhmm_mm *mms)
+static void protect_prepare(struct uhmm_mm *mms)
 {
 	struct uhmm_mm *mm;
 	size_t n = 0, i = 0;
@@ -342,7 +343,7 @@ static void look_up(struct fork_mm *f)
 		f->failed = true;
 }
 
-void uhmm_fork_protect_open(void)
+static void protect_open(void)
 {
 	for (size_t i = 0; i < nfmms; i++) {
 		struct fork_mm *f = &fmms[i];
@@ -404,7 +405,7 @@ static bool check_one(struct fork_mm *f)
 	return !f->failed && !f->todo.n;
 }
 
-bool uhmm_fork_protect_check(void)
+static bool protect_check(void)
 {
 	bool done = true;
 
@@ -436,7 +437,7 @@ static void forget(void)
 	nfmms = 0;
 }
 
-void uhmm_fork_protect_end(void)
+static void protect_parent(void)
 {
 	for (size_t i = 0; i < nfmms; i++) {
 		struct fork_mm *f = &fmms[i];
@@ -450,7 +451,31 @@ void uhmm_fork_protect_end(void)
 	forget();
 }
 
-void uhmm_fork_protect_forget(void)
+/* The windows were the parent's, and so are the kernel source and the
+ * file descriptors prim/ keeps. */
+static void protect_child(void)
 {
 	forget();
+	uhmm_uffd_after_fork_child();
+	uhmm_prim_after_fork_child();
+}
+
+static const struct uhmm_fork_ops protect_ops = {
+	.prepare = protect_prepare,
+	.open = protect_open,
+	.check = protect_check,
+	.parent = protect_parent,
+	.child = protect_child,
+};
+
+static void protect_register_once(void)
+{
+	uhmm_fork_ops_register(&protect_ops);
+}
+
+void uhmm_fork_protect_register(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, protect_register_once);
 }

@@ -1,46 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fork() as an event source: the protection windows that bracket the
- * kernel's copy of the address space (fork.c). Driven by the pthread_atfork
- * handlers of core/mm.c, all under its all_lock, which the prepare handler
- * takes and the parent's or the child's handler releases:
+ * kernel's copy of the address space (fork.c), as struct uhmm_fork_ops
+ * (core/source.h), driven by core's pthread_atfork handlers (core/mm.c)
+ * under its all_lock:
  *
- *	prepare:  begin(all_mms)
+ *	prepare:  prepare(all_mms)
  *		  again: open()			no mm lock held
  *			 lock every mm
  *			 if (!check()) { unlock every mm; goto again; }
  *	fork()
- *	parent:   unlock every mm; end()
- *	child:    forget()
+ *	parent:   unlock every mm; parent()
+ *	child:    child()
  */
 #ifndef UHMM_SOURCE_FORK_H
 #define UHMM_SOURCE_FORK_H
 
-#include <stdbool.h>
-
-struct uhmm_mm;
-
-/* Start a fork: remember every mm of the list (linked by all_next). */
-void uhmm_fork_protect_begin(struct uhmm_mm *mms);
-
 /*
- * Open windows over what check() found; a no-op the first time. Callbacks
- * run here, in the thread calling fork().
+ * Register the fork ops below with core (once per process; idempotent).
+ * Every mm gets the windows, explicit ones too: a device writing through
+ * a translation taken before fork() would write into a page the child
+ * shares.
  */
-void uhmm_fork_protect_open(void);
-
-/*
- * With every mm's lock held: true if every subscription is either covered
- * by the mappings already looked at or held off by an open window, so the
- * locks may stay held across fork(); else it noted what open() must look
- * at next.
- */
-bool uhmm_fork_protect_check(void);
-
-/* In the parent, after fork() and with no mm lock held: close the windows. */
-void uhmm_fork_protect_end(void);
-
-/* In the child: forget the windows (the copies are dead) and free. */
-void uhmm_fork_protect_forget(void);
+void uhmm_fork_protect_register(void);
 
 #endif

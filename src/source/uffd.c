@@ -35,13 +35,33 @@
 #include "prim/uapi.h"
 #include "source/source.h"
 
-#define arm_sub_of(n) \
-	((struct uhmm_interval_notifier *)((char *)(n) - \
-		offsetof(struct uhmm_interval_notifier, arm_node)))
+/*
+ * What the source keeps of a subscription, in its source_private slot:
+ * its node in the armed set, and its mm while armed (NULL: not armed).
+ * Under arm_lock.
+ */
+struct arm {
+	struct uhmm_itree_node node;
+	struct uhmm_mm *mm;
+};
+
+_Static_assert(sizeof(struct arm) <= sizeof(((struct uhmm_interval_notifier *)0)->source_private),
+	       "struct arm must fit the notifier's source slot");
+
+static struct arm *arm_of(struct uhmm_interval_notifier *sub)
+{
+	return (struct arm *)sub->source_private;
+}
+
+static struct uhmm_interval_notifier *arm_sub_of(struct uhmm_itree_node *n)
+{
+	return uhmm_container_of(n, struct uhmm_interval_notifier,
+				 source_private);
+}
 
 static pthread_mutex_t source_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct uhmm_source *the_source;	/* [source_lock] this process's */
-static struct uhmm_source *parent_source; /* a fork child keeps it reachable */
+static struct uffd_source *the_source;	/* [source_lock] this process's */
+static struct uffd_source *parent_source; /* a fork child keeps it reachable */
 static __thread bool on_dispatcher;
 
 /* ---- arming ---- */
@@ -55,18 +75,18 @@ static __thread bool on_dispatcher;
  * every mapping under its hull. Under arm_lock throughout.
  */
 
-static bool armed_overlap(struct uhmm_source *src, unsigned long start,
+static bool armed_overlap(struct uffd_source *src, unsigned long start,
 			  unsigned long end)
 {
 	return uhmm_itree_first(&src->arms, start, end - 1) != NULL;
 }
 
 /* Grow sub's node to cover [start, end). */
-static void hull_extend(struct uhmm_source *src,
+static void hull_extend(struct uffd_source *src,
 			struct uhmm_interval_notifier *sub, unsigned long start,
 			unsigned long end)
 {
-	struct uhmm_itree_node *n = &sub->arm_node;
+	struct uhmm_itree_node *n = &arm_of(sub)->node;
 
 	if (start >= n->start && end - 1 <= n->last)
 		return;
@@ -97,7 +117,7 @@ static void hull_extend(struct uhmm_source *src,
  */
 #define ARM_STRIKES 16
 
-static int arm_vmas(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
+static int arm_vmas(struct uffd_source *src, struct uhmm_interval_notifier *sub,
 		    unsigned long start, unsigned long end)
 {
 	unsigned long addr = start;
@@ -137,7 +157,7 @@ static int arm_vmas(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
 }
 
 /* Unregister the mappings overlapping [start, end] that no node overlaps. */
-static void disarm_vmas(struct uhmm_source *src, unsigned long start,
+static void disarm_vmas(struct uffd_source *src, unsigned long start,
 			unsigned long last)
 {
 	unsigned long addr = start;
@@ -153,25 +173,27 @@ static void disarm_vmas(struct uhmm_source *src, unsigned long start,
 	}
 }
 
-static void disarm_locked(struct uhmm_source *src,
+static void disarm_locked(struct uffd_source *src,
 			  struct uhmm_interval_notifier *sub)
 {
-	if (!sub->armed)
+	if (!arm_of(sub)->mm)
 		return;
-	uhmm_itree_remove(&src->arms, &sub->arm_node);
-	sub->armed = 0;
-	disarm_vmas(src, sub->arm_node.start, sub->arm_node.last);
+	uhmm_itree_remove(&src->arms, &arm_of(sub)->node);
+	arm_of(sub)->mm = NULL;
+	disarm_vmas(src, arm_of(sub)->node.start, arm_of(sub)->node.last);
 }
 
-int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub)
+static int source_arm(struct uhmm_source *base, struct uhmm_mm *mm,
+		      struct uhmm_interval_notifier *sub)
 {
+	struct uffd_source *src = uffd_of(base);
 	int ret;
 
 	pthread_mutex_lock(&src->arm_lock);
-	sub->arm_node.start = sub->node.start;
-	sub->arm_node.last = sub->node.last;
-	uhmm_itree_insert(&src->arms, &sub->arm_node);
-	sub->armed = 1;
+	arm_of(sub)->node.start = sub->node.start;
+	arm_of(sub)->node.last = sub->node.last;
+	uhmm_itree_insert(&src->arms, &arm_of(sub)->node);
+	arm_of(sub)->mm = mm;
 	ret = arm_vmas(src, sub, sub->node.start, uhmm_sub_end(sub));
 	if (ret)
 		disarm_locked(src, sub);
@@ -179,14 +201,16 @@ int uhmm_source_arm(struct uhmm_source *src, struct uhmm_interval_notifier *sub)
 	return ret;
 }
 
-int uhmm_source_rearm(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
-		      unsigned long start, unsigned long end)
+static int source_rearm(struct uhmm_source *base,
+			struct uhmm_interval_notifier *sub, unsigned long start,
+			unsigned long end)
 {
+	struct uffd_source *src = uffd_of(base);
 	int ret = 0;
 
 	pthread_mutex_lock(&src->arm_lock);
 	/* Not armed: its mm was released, nothing is watched for it. */
-	if (sub->armed)
+	if (arm_of(sub)->mm)
 		ret = arm_vmas(src, sub, start, end);
 	pthread_mutex_unlock(&src->arm_lock);
 	return ret;
@@ -201,18 +225,19 @@ int uhmm_source_rearm(struct uhmm_source *src, struct uhmm_interval_notifier *su
  * unregistered is armed here, and the caller reads again.
  *
  * The scan runs outside arm_lock: it walks the range's page tables, and
- * the dispatcher takes arm_lock after events. sub->armed is read under
- * it; if sub is disarmed meanwhile, uhmm_source_rearm() does nothing.
+ * the dispatcher takes arm_lock after events. arm_of(sub)->armed is read under
+ * it; if sub is disarmed meanwhile, source_rearm() does nothing.
  */
-int uhmm_source_check_armed(struct uhmm_source *src,
-			    struct uhmm_interval_notifier *sub,
-			    unsigned long start, unsigned long end)
+static int source_check_armed(struct uhmm_source *base,
+			      struct uhmm_interval_notifier *sub,
+			      unsigned long start, unsigned long end)
 {
-	unsigned int armed;
+	struct uffd_source *src = uffd_of(base);
+	bool armed;
 	int ret;
 
 	pthread_mutex_lock(&src->arm_lock);
-	armed = sub->armed;
+	armed = arm_of(sub)->mm != NULL;
 	pthread_mutex_unlock(&src->arm_lock);
 	/* Its mm was released: nothing is watched for it any more. */
 	if (!armed)
@@ -224,7 +249,7 @@ int uhmm_source_check_armed(struct uhmm_source *src,
 	case UHMM_PRIM_WP_HOLE:
 		return -ENOENT;
 	case UHMM_PRIM_WP_MISSING:
-		ret = uhmm_source_rearm(src, sub, start, end);
+		ret = source_rearm(base, sub, start, end);
 		return ret ? ret : -EAGAIN;
 	case -EINVAL:
 		return -ENOTTY;	/* no PAGEMAP_SCAN: Linux before 6.7 */
@@ -233,9 +258,11 @@ int uhmm_source_check_armed(struct uhmm_source *src,
 	}
 }
 
-void uhmm_source_disarm(struct uhmm_source *src,
-			struct uhmm_interval_notifier *sub)
+static void source_disarm(struct uhmm_source *base,
+			  struct uhmm_interval_notifier *sub)
 {
+	struct uffd_source *src = uffd_of(base);
+
 	pthread_mutex_lock(&src->arm_lock);
 	disarm_locked(src, sub);
 	pthread_mutex_unlock(&src->arm_lock);
@@ -248,7 +275,7 @@ void uhmm_source_disarm(struct uhmm_source *src,
  * down. Nodes grow while registering, so the overlapping subscriptions
  * are collected first.
  */
-static void rearm_after_event(struct uhmm_source *src, unsigned long start,
+static void rearm_after_event(struct uffd_source *src, unsigned long start,
 			      unsigned long end)
 {
 	struct uhmm_interval_notifier **subs = NULL;
@@ -294,7 +321,7 @@ static void rearm_after_event(struct uhmm_source *src, unsigned long start,
 
 /* After a REMAP to [start, end): the moved mapping stays registered; keep
  * it so only where a subscription needs it. */
-static void disarm_after_move(struct uhmm_source *src, unsigned long start,
+static void disarm_after_move(struct uffd_source *src, unsigned long start,
 			      unsigned long end)
 {
 	pthread_mutex_lock(&src->arm_lock);
@@ -309,7 +336,7 @@ static void disarm_after_move(struct uhmm_source *src, unsigned long start,
  * has users, with a user reference taken, so it is neither released nor
  * unlinked while its windows run.
  */
-static struct uhmm_mm *next_live_mm(struct uhmm_source *src,
+static struct uhmm_mm *next_live_mm(struct uffd_source *src,
 				    struct uhmm_mm *prev)
 {
 	struct uhmm_mm *mm;
@@ -349,7 +376,7 @@ static bool decode(const struct uffd_msg *msg, unsigned long *start,
 	return *end > *start;
 }
 
-static void count_callback_bug(struct uhmm_source *src, int ret)
+static void count_callback_bug(struct uffd_source *src, int ret)
 {
 	if (ret == -EPROTO)
 		__atomic_fetch_add(&src->callback_bugs, 1, __ATOMIC_RELAXED);
@@ -413,13 +440,13 @@ struct uhmm_remove_window {
 };
 
 /* Are the zaps of every REMOVE event read so far over? (See above.) */
-static bool zaps_over(struct uhmm_source *src)
+static bool zaps_over(struct uffd_source *src)
 {
 	return uhmm_prim_uffd_changing(src->uffd) == 0 &&
 	       uhmm_prim_mmap_barrier(src->barrier_page) == 0;
 }
 
-static void remove_window_close(struct uhmm_source *src,
+static void remove_window_close(struct uffd_source *src,
 				struct uhmm_remove_window *rw)
 {
 	struct mm_window *w;
@@ -439,7 +466,7 @@ static void remove_window_close(struct uhmm_source *src,
  * here, until the zap is over or the grace period ends. Other events wait
  * meanwhile: slower, never less safe.
  */
-static void remove_window_inline(struct uhmm_source *src, struct uhmm_mm *mm,
+static void remove_window_inline(struct uffd_source *src, struct uhmm_mm *mm,
 				 unsigned long start, unsigned long end,
 				 unsigned long long deadline_ns)
 {
@@ -452,13 +479,13 @@ static void remove_window_inline(struct uhmm_source *src, struct uhmm_mm *mm,
 
 	if (uhmm_mm_invalidate_start(mm, &range))
 		return;
-	while (!zaps_over(src) && uhmm_prim_now_ns() < deadline_ns)
+	while (!zaps_over(src) && uhmm_now_ns() < deadline_ns)
 		uhmm_prim_wait2(-1, -1, ZAP_POLL_US);
 	count_callback_bug(src, uhmm_mm_invalidate_end(mm, &range));
 }
 
 /* Open a REMOVE window over [start, end) on every attached mm. */
-static void remove_window_open(struct uhmm_source *src, unsigned long start,
+static void remove_window_open(struct uffd_source *src, unsigned long start,
 			       unsigned long end, unsigned long long read_ns)
 {
 	unsigned long long grace_ns =
@@ -506,10 +533,10 @@ static void remove_window_open(struct uhmm_source *src, unsigned long start,
 }
 
 /* Close the REMOVE windows whose zap is over, or whose time is up. */
-static void remove_windows_poll(struct uhmm_source *src)
+static void remove_windows_poll(struct uffd_source *src)
 {
 	struct uhmm_remove_window **pp = &src->removes, *rw;
-	unsigned long long now = uhmm_prim_now_ns();
+	unsigned long long now = uhmm_now_ns();
 	bool zapped = zaps_over(src);
 
 	while ((rw = *pp)) {
@@ -530,7 +557,7 @@ static void remove_windows_poll(struct uhmm_source *src)
  * open, above), then fix the armed set: mappings that replaced unmapped
  * ones, and mappings moved by mremap.
  */
-static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
+static void dispatch_batch(struct uffd_source *src, struct uhmm_batch *b)
 {
 	unsigned long start, end;
 	enum uhmm_event event;
@@ -567,7 +594,7 @@ static void dispatch_batch(struct uhmm_source *src, struct uhmm_batch *b)
 }
 
 /* Batches the reader pushed since the last call, oldest first. */
-static struct uhmm_batch *take_pending(struct uhmm_source *src)
+static struct uhmm_batch *take_pending(struct uffd_source *src)
 {
 	struct uhmm_batch *b = __atomic_exchange_n(&src->pending, NULL,
 						   __ATOMIC_ACQUIRE);
@@ -593,19 +620,21 @@ static void stack_push(struct uhmm_batch **top, struct uhmm_batch *b)
 		;
 }
 
-/* Report sync requests answered; only once no REMOVE window is open. */
-static void publish(struct uhmm_source *src, const struct uhmm_batch *b)
+/* Report batch b dispatched, and sync requests answered: those only once
+ * no REMOVE window is open. */
+static void publish(struct uffd_source *src, const struct uhmm_batch *b)
 {
-	pthread_mutex_lock(&src->done_lock);
+	struct uhmm_event_clock *clock = &src->base.clock;
+
 	if (b) {
-		__atomic_store_n(&src->done_ticket, b->ticket,
-				 __ATOMIC_RELEASE);
+		uhmm_clock_done(clock, b->ticket);
 		src->sync_pending = b->sync_seen;
 	}
+	pthread_mutex_lock(&clock->done_lock);
 	if (!src->removes)
 		src->sync_done = src->sync_pending;
-	pthread_mutex_unlock(&src->done_lock);
-	pthread_cond_broadcast(&src->done_cond);
+	pthread_mutex_unlock(&clock->done_lock);
+	pthread_cond_broadcast(&clock->done_cond);
 }
 
 /*
@@ -617,16 +646,17 @@ static void publish(struct uhmm_source *src, const struct uhmm_batch *b)
 
 static void *dispatcher_main(void *arg)
 {
-	struct uhmm_source *src = arg;
+	struct uffd_source *src = arg;
 	unsigned long long active_ns = 0;
 
 	on_dispatcher = true;
+	uhmm_clock_set_dispatcher(&src->base.clock);
 	uhmm_prim_set_timer_slack_ns(1000);
 	for (;;) {
 		struct uhmm_batch *b = take_pending(src), *next;
 
 		if (b)
-			active_ns = uhmm_prim_now_ns();
+			active_ns = uhmm_now_ns();
 		for (; b; b = next) {
 			next = b->next;
 			dispatch_batch(src, b);
@@ -640,7 +670,7 @@ static void *dispatcher_main(void *arg)
 		}
 		if (!src->removes) {
 			uhmm_prim_wait2(src->dispatch_fd, -1, -1);
-		} else if (uhmm_prim_now_ns() - active_ns < ZAP_SPIN_NS) {
+		} else if (uhmm_now_ns() - active_ns < ZAP_SPIN_NS) {
 			uhmm_prim_yield();
 			continue;
 		} else {
@@ -658,7 +688,7 @@ static void *dispatcher_main(void *arg)
  * holds malloc's lock may be the one waiting for this read. Batches are
  * never unmapped; the dispatcher hands them back.
  */
-static struct uhmm_batch *batch_get(struct uhmm_source *src)
+static struct uhmm_batch *batch_get(struct uffd_source *src)
 {
 	enum { CHUNK = 64 * 1024 };
 	struct uhmm_batch *b = src->reader_spare;
@@ -696,7 +726,7 @@ static struct uhmm_batch *batch_get(struct uhmm_source *src)
  */
 static void *reader_main(void *arg)
 {
-	struct uhmm_source *src = arg;
+	struct uffd_source *src = arg;
 	unsigned long long spin_ns =
 		(unsigned long long)uhmm_option(UHMM_OPT_READER_SPIN_US) * 1000;
 	unsigned long long spin_until = 0;
@@ -713,7 +743,7 @@ static void *reader_main(void *arg)
 			if (ready == 0) {
 				/* Yield: the unmapping thread may need this
 				 * CPU to send the next event. */
-				if (uhmm_prim_now_ns() > spin_until)
+				if (uhmm_now_ns() > spin_until)
 					spin_until = 0;
 				else
 					uhmm_prim_yield();
@@ -731,11 +761,10 @@ static void *reader_main(void *arg)
 		b = batch_get(src);
 		sync_seen = __atomic_load_n(&src->sync_requested,
 					    __ATOMIC_ACQUIRE);
-		b->ticket = src->read_ticket + 1;
-		__atomic_store_n(&src->read_ticket, b->ticket, __ATOMIC_SEQ_CST);
+		b->ticket = uhmm_clock_read_start(&src->base.clock);
 
 		n = uhmm_prim_uffd_read(src->uffd, b->msgs, UHMM_BATCH_MSGS);
-		b->read_ns = uhmm_prim_now_ns();
+		b->read_ns = uhmm_now_ns();
 		b->n = n > 0 ? (size_t)n : 0;
 		/* A full batch may have left events of a sync's past in the
 		 * kernel: answer the sync with a batch that emptied it. */
@@ -747,37 +776,14 @@ static void *reader_main(void *arg)
 		uhmm_prim_eventfd_signal(src->dispatch_fd);
 
 		if (n > 0 && spin_ns)
-			spin_until = uhmm_prim_now_ns() + spin_ns;
+			spin_until = uhmm_now_ns() + spin_ns;
 	}
 	return NULL;
 }
 
-int uhmm_source_wait_events_slow(struct uhmm_source *src, unsigned long ticket,
-				 unsigned long long deadline_ns)
+static int source_sync(struct uhmm_source *base)
 {
-	struct timespec ts = uhmm_deadline_ts(deadline_ns);
-	int ret = 0;
-
-	/* The dispatcher cannot wait for the batch it is dispatching. */
-	if (on_dispatcher)
-		return 0;
-	pthread_mutex_lock(&src->done_lock);
-	while ((long)(src->done_ticket - ticket) < 0) {
-		if (!deadline_ns) {
-			pthread_cond_wait(&src->done_cond, &src->done_lock);
-		} else if (pthread_cond_timedwait(&src->done_cond,
-						  &src->done_lock, &ts) ==
-			   ETIMEDOUT) {
-			ret = -ETIMEDOUT;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&src->done_lock);
-	return ret;
-}
-
-int uhmm_source_sync(struct uhmm_source *src)
-{
+	struct uffd_source *src = uffd_of(base);
 	unsigned long ticket;
 
 	if (on_dispatcher)
@@ -785,18 +791,19 @@ int uhmm_source_sync(struct uhmm_source *src)
 	ticket = __atomic_add_fetch(&src->sync_requested, 1, __ATOMIC_RELEASE);
 	uhmm_prim_eventfd_signal(src->wake_fd);
 
-	pthread_mutex_lock(&src->done_lock);
+	pthread_mutex_lock(&src->base.clock.done_lock);
 	while ((long)(src->sync_done - ticket) < 0)
-		pthread_cond_wait(&src->done_cond, &src->done_lock);
-	pthread_mutex_unlock(&src->done_lock);
+		pthread_cond_wait(&src->base.clock.done_cond,
+				  &src->base.clock.done_lock);
+	pthread_mutex_unlock(&src->base.clock.done_lock);
 	return 0;
 }
 
 /* ---- the process's source ---- */
 
-static int source_create(struct uhmm_source **srcp)
+static int source_create(struct uffd_source **srcp)
 {
-	struct uhmm_source *src;
+	struct uffd_source *src;
 	sigset_t all, old;
 	pthread_attr_t attr;
 	pthread_t thread;
@@ -813,8 +820,8 @@ static int source_create(struct uhmm_source **srcp)
 		ret = uhmm_prim_eventfd(&src->dispatch_fd);
 	if (ret)
 		goto fail;
-	pthread_mutex_init(&src->done_lock, NULL);
-	uhmm_cond_init_monotonic(&src->done_cond);
+	src->base.ops = &uhmm_uffd_source_ops;
+	uhmm_clock_init(&src->base.clock);
 	pthread_mutex_init(&src->mms_lock, NULL);
 	pthread_mutex_init(&src->arm_lock, NULL);
 
@@ -848,7 +855,7 @@ static int source_create(struct uhmm_source **srcp)
 	 * started and are idle, so a fork() right after the open does not
 	 * catch either of them half way through its start.
 	 */
-	uhmm_source_sync(src);
+	source_sync(&src->base);
 	*srcp = src;
 	return 0;
 fail:
@@ -862,9 +869,9 @@ fail:
 	return ret;
 }
 
-int uhmm_source_attach(struct uhmm_mm *mm)
+static int source_attach(struct uhmm_mm *mm, struct uhmm_source **srcp)
 {
-	struct uhmm_source *src;
+	struct uffd_source *src;
 	int ret = 0;
 
 	pthread_mutex_lock(&source_lock);
@@ -876,17 +883,17 @@ int uhmm_source_attach(struct uhmm_mm *mm)
 		return ret;
 
 	pthread_mutex_lock(&src->mms_lock);
-	mm->source = src;
 	mm->source_next = src->mms;
 	src->mms = mm;
 	pthread_mutex_unlock(&src->mms_lock);
+	*srcp = &src->base;
 	return 0;
 }
 
-void uhmm_source_detach(struct uhmm_mm *mm)
+static void source_detach(struct uhmm_source *base, struct uhmm_mm *mm)
 {
-	struct uhmm_source *src = mm->source;
-	struct uhmm_itree_node *n;
+	struct uffd_source *src = uffd_of(base);
+	struct uhmm_itree_node *n, *next;
 	struct uhmm_mm **pp;
 
 	pthread_mutex_lock(&src->mms_lock);
@@ -901,23 +908,30 @@ void uhmm_source_detach(struct uhmm_mm *mm)
 	/*
 	 * The mm is released: no window will run for its subscriptions, so
 	 * nothing needs watching for them. Their removal later finds them
-	 * disarmed. Lock order: arm_lock, then mm->lock.
+	 * disarmed. A node's successor stays in the set when the node leaves.
 	 */
 	pthread_mutex_lock(&src->arm_lock);
-	pthread_mutex_lock(&mm->lock);
-	for (n = uhmm_itree_first(&mm->itree, 0, ~0UL); n;
-	     n = uhmm_itree_next(n, 0, ~0UL)) {
-		struct uhmm_interval_notifier *sub =
-			(struct uhmm_interval_notifier *)((char *)n -
-			offsetof(struct uhmm_interval_notifier, node));
+	for (n = uhmm_itree_first(&src->arms, 0, ~0UL); n; n = next) {
+		struct uhmm_interval_notifier *sub = arm_sub_of(n);
 
-		disarm_locked(src, sub);
+		next = uhmm_itree_next(n, 0, ~0UL);
+		if (arm_of(sub)->mm == mm)
+			disarm_locked(src, sub);
 	}
-	pthread_mutex_unlock(&mm->lock);
 	pthread_mutex_unlock(&src->arm_lock);
 }
 
-void uhmm_source_after_fork_child(void)
+const struct uhmm_source_ops uhmm_uffd_source_ops = {
+	.attach = source_attach,
+	.detach = source_detach,
+	.arm = source_arm,
+	.rearm = source_rearm,
+	.check_armed = source_check_armed,
+	.disarm = source_disarm,
+	.sync = source_sync,
+};
+
+void uhmm_uffd_after_fork_child(void)
 {
 	/*
 	 * The parent's userfaultfd: reading it here would steal the parent's
