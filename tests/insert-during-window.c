@@ -7,6 +7,7 @@
  */
 #include "core/internal.h"
 #include "device.h"
+#include "invariant.h"
 
 static struct t_dev inner;
 static struct uhmm_mm *mm;
@@ -29,7 +30,7 @@ int main(void)
 	struct t_dev hit = { 0 }, late = { 0 }, early = { 0 };
 	unsigned long seq;
 
-	REQUIRE(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR) == 0);
+	mm = t_open_variant();
 
 	/* (a) The open window hit nothing: insert at once, but colliding. */
 	REQUIRE(uhmm_mm_invalidate_start(mm, &w) == 0);

@@ -5,6 +5,7 @@
  * overlap (even by one byte short, on either side) leaves it false.
  */
 #include "device.h"
+#include "invariant.h"
 
 #define START 0x40000UL
 #define LEN 0x3000UL
@@ -28,7 +29,7 @@ int main(void)
 	struct t_dev dev = { 0 };
 	struct uhmm_mm *mm;
 
-	REQUIRE(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR) == 0);
+	mm = t_open_variant();
 	REQUIRE(t_dev_insert(&dev, mm, START, LEN) == 0);
 
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {

@@ -8,6 +8,7 @@
  */
 #include "core/internal.h"
 #include "device.h"
+#include "invariant.h"
 
 static bool refuse_unless_blockable(struct t_dev *dev,
 				    const struct uhmm_notifier_range *r)
@@ -31,7 +32,7 @@ int main(void)
 	struct uhmm_mm *mm;
 	unsigned long idle, seq_first;
 
-	REQUIRE(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR) == 0);
+	mm = t_open_variant();
 	/* Tree order is by start: first, then sleeper, then after. */
 	REQUIRE(t_dev_insert(&first, mm, 0x1000, 0x1000) == 0);
 	REQUIRE(t_dev_insert(&sleeper, mm, 0x1800, 0x1000) == 0);

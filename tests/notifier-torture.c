@@ -65,6 +65,7 @@
 
 #include "core/internal.h"
 #include "test.h"
+#include "invariant.h"
 
 #define PAGE		4096UL
 #define NPAGES		4096UL
@@ -640,7 +641,7 @@ int main(int argc, char **argv)
 	       "(replay: notifier-torture %#llx)\n", seed, scale, seed);
 	fflush(stdout);
 
-	REQUIRE(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR) == 0);
+	mm = t_open_variant();
 	for (i = 0; i < NSLOTS; i++) {
 		REQUIRE(pthread_mutex_init(&slots[i].lock, NULL) == 0);
 		REQUIRE(pthread_cond_init(&slots[i].drained, NULL) == 0);

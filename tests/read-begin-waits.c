@@ -7,6 +7,7 @@
  */
 #include "core/internal.h"
 #include "device.h"
+#include "invariant.h"
 
 struct reader {
 	struct t_dev *dev;
@@ -37,7 +38,7 @@ int main(void)
 	pthread_t th;
 	pid_t tid;
 
-	REQUIRE(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR) == 0);
+	mm = t_open_variant();
 	REQUIRE(t_dev_insert(&dev, mm, 0x1000, 0x1000) == 0);
 
 	/* No window: read_begin returns at once, in this very thread. */

@@ -9,6 +9,7 @@
 
 #include "core/internal.h"
 #include "device.h"
+#include "invariant.h"
 
 struct closer {
 	struct uhmm_mm *mm;
@@ -47,7 +48,7 @@ int main(void)
 	pthread_t th;
 	pid_t tid;
 
-	REQUIRE(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR) == 0);
+	mm = t_open_variant();
 	REQUIRE(t_dev_insert(&a, mm, 0x1000, 0x1000) == 0);
 	REQUIRE(t_dev_insert(&b, mm, 0x7f0000000000, 0x200000) == 0);
 	REQUIRE(t_dev_insert(&top, mm, ULONG_MAX, 1) == 0); /* the top byte */

@@ -91,7 +91,20 @@ struct uhmm_source {
 	struct uhmm_event_clock clock;
 };
 
+/* uhmm_source_ops.flags */
+enum {
+	/*
+	 * What the source watches is exactly the mappings registered with
+	 * a userfaultfd in write-protect mode, so a page-table snapshot can
+	 * tell a watched page from an unwatched one in the same read
+	 * (PAGEMAP_SCAN's PAGE_IS_WPALLOWED): range fault then checks every
+	 * page it returns (range/fault.c, snapshot_scan()).
+	 */
+	UHMM_SOURCE_WATCHES_UFFD_WP = 1u << 0,
+};
+
 struct uhmm_source_ops {
+	unsigned int flags;	/* UHMM_SOURCE_* */
 	/*
 	 * Attach mm, just opened: from now on its changes reach it as
 	 * windows. Sets *srcp. 0, or what uhmm_mm_open() returns for it

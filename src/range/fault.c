@@ -433,11 +433,15 @@ static int range_fault_until(struct uhmm_range *range,
 	/*
 	 * Walk until no page was read from an unregistered mapping (see
 	 * snapshot_scan()), arming what was found each time; a mapping that
-	 * keeps being replaced by new ones is a collision. Checked only while
-	 * the mm has users: once released, nothing is watched for it.
+	 * keeps being replaced by new ones is a collision. Checked only where
+	 * "watched" means "registered with a userfaultfd in WP mode" (the
+	 * source says so), and while the mm has users: once released,
+	 * nothing is watched for it.
 	 */
 	for (int tries = 0;; tries++) {
 		w.watch = mm->source &&
+			  (mm->source->ops->flags &
+			   UHMM_SOURCE_WATCHES_UFFD_WP) &&
 			  __atomic_load_n(&mm->users, __ATOMIC_ACQUIRE) > 0;
 		w.unwatched = false;
 		ret = walk(&w);

@@ -922,6 +922,7 @@ static void source_detach(struct uhmm_source *base, struct uhmm_mm *mm)
 }
 
 const struct uhmm_source_ops uhmm_uffd_source_ops = {
+	.flags = UHMM_SOURCE_WATCHES_UFFD_WP,
 	.attach = source_attach,
 	.detach = source_detach,
 	.arm = source_arm,
