@@ -102,9 +102,9 @@ int main(void)
 	REQUIRE(uhmm_mm_invalidate_start(mm, &w) == 0);
 	rm = (struct remover){ .dev = &b };
 	t_wait_blocked(start_remover(&th, &rm));
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
 	CHECK_EQ(b.sub.state, UHMM_SUB_DEFERRED_REMOVE);
-	pthread_mutex_unlock(&mm->lock);
+	uhmm_mutex_unlock(&mm->lock);
 	/* Still in the frozen tree, so a concurrent window may call it. */
 	REQUIRE(uhmm_mm_invalidate(mm, 0x1000, 0x2000, UHMM_EVENT_UNMAP) == 0);
 	CHECK_EQ(t_dev_calls(&b), 2);

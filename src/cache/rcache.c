@@ -78,7 +78,7 @@
 #define CACHELINE 64
 #define SLAB_REGIONS 64
 #define TLS_ENTRIES 8
-#define HOLE_TRIES 16	/* region_create(): see there */
+#define HOLE_TRIES 16	/* region_create_locked(): see there */
 
 struct region {
 	/* Hot: written by every hit and put. */
@@ -91,7 +91,7 @@ struct region {
 
 	struct uhmm_region pub;		/* what get returns */
 	struct uhmm_rcache *rc;
-	pthread_mutex_t lock;		/* orders commit against zap */
+	struct uhmm_mutex lock;		/* orders commit against zap */
 	struct uhmm_interval_notifier sub;
 	struct uhmm_itree_node node;	/* [rc->lock] in rc->tree */
 	struct region *next;		/* free list or dead queue */
@@ -114,14 +114,14 @@ struct uhmm_rcache {
 	/* Advanced by misses, read by hits: its own line. */
 	unsigned long epoch __attribute__((aligned(CACHELINE)));
 
-	pthread_mutex_t lock __attribute__((aligned(CACHELINE)));
+	struct uhmm_mutex lock __attribute__((aligned(CACHELINE)));
 	struct uhmm_itree tree;		/* [lock] registered, valid or dead */
 	size_t nregions, nbytes;	/* [lock] in the tree */
 	struct region *free;		/* [lock] */
 	struct slab *slabs;		/* [lock] */
 	unsigned long misses, evictions, retired_hits; /* [lock] */
 
-	pthread_mutex_t dead_lock;
+	struct uhmm_mutex dead_lock;
 	pthread_cond_t dead_cond;
 	struct region *dead;		/* [dead_lock] claimed, to retire */
 	bool stop;			/* [dead_lock] */
@@ -176,7 +176,7 @@ static bool claim(struct region *r)
  *   dead        valid == 0, so killed after that commit;
  *   unheld      active == 0 (a holder from before the kill is seen);
  *
- * all in incarnation inc, which region_free() moves on under dead_lock:
+ * all in incarnation inc, which region_free_locked() moves on under dead_lock:
  * found unchanged under it, no new life can have cleared dereg_claimed.
  * Claim and push are one step under dead_lock, and a region leaves the
  * queue only under rc->lock: so a thread holding rc->lock finds every
@@ -192,28 +192,29 @@ static void queue_dead(struct region *r)
 	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) ||
 	    __atomic_load_n(&r->active, __ATOMIC_SEQ_CST))
 		return;
-	pthread_mutex_lock(&rc->dead_lock);
+	uhmm_mutex_lock(&rc->dead_lock);
 	if (__atomic_load_n(&r->incarnation, __ATOMIC_RELAXED) == inc &&
 	    claim(r)) {
 		r->next = rc->dead;
 		rc->dead = r;
 		queued = true;
 	}
-	pthread_mutex_unlock(&rc->dead_lock);
+	uhmm_mutex_unlock(&rc->dead_lock);
 	if (queued)
 		pthread_cond_signal(&rc->dead_cond);
 }
 
 /* Under rc->lock: a claimed region off the worker's queue, or NULL. */
-static struct region *dequeue_dead(struct uhmm_rcache *rc)
+static struct region *dequeue_dead_locked(struct uhmm_rcache *rc)
 {
 	struct region *r;
 
-	pthread_mutex_lock(&rc->dead_lock);
+	uhmm_lock_assert_held(&rc->lock);
+	uhmm_mutex_lock(&rc->dead_lock);
 	r = rc->dead;
 	if (r)
 		rc->dead = r->next;
-	pthread_mutex_unlock(&rc->dead_lock);
+	uhmm_mutex_unlock(&rc->dead_lock);
 	return r;
 }
 
@@ -265,10 +266,10 @@ static bool region_invalidate(struct uhmm_interval_notifier *sub,
 	if (range->event == UHMM_EVENT_PROTECTION)
 		return true;
 
-	pthread_mutex_lock(&r->lock);
+	uhmm_mutex_lock(&r->lock);
 	uhmm_interval_set_seq(sub, cur_seq);
 	killed = kill(r);
-	pthread_mutex_unlock(&r->lock);
+	uhmm_mutex_unlock(&r->lock);
 	if (!killed)
 		return true;
 	/* No retire_locked() here: the dispatcher must not wait for a
@@ -300,7 +301,7 @@ static struct region *region_alloc(struct uhmm_rcache *rc)
 			r = &s->regions[i];
 			r->rc = rc;
 			r->dereg_claimed = 1;	/* not live: no one claims */
-			pthread_mutex_init(&r->lock, NULL);
+			uhmm_mutex_init(&r->lock);
 			r->next = rc->free;
 			rc->free = r;
 		}
@@ -311,24 +312,28 @@ static struct region *region_alloc(struct uhmm_rcache *rc)
 }
 
 /* Under rc->lock, once r is out of the tree and has no notifier. */
-static void region_free(struct uhmm_rcache *rc, struct region *r)
+static void region_free_locked(struct uhmm_rcache *rc, struct region *r)
 {
+	uhmm_lock_assert_held(&rc->lock);
+
 	/*
 	 * Stale thread entries see a new incarnation and let go, and so
 	 * does a claim still on its way for this one (queue_dead), which
 	 * reads it under dead_lock.
 	 */
-	pthread_mutex_lock(&rc->dead_lock);
+	uhmm_mutex_lock(&rc->dead_lock);
 	__atomic_fetch_add(&r->incarnation, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&rc->dead_lock);
+	uhmm_mutex_unlock(&rc->dead_lock);
 	rc->retired_hits += __atomic_exchange_n(&r->hits, 0, __ATOMIC_RELAXED);
 	r->next = rc->free;
 	rc->free = r;
 }
 
 /* Under rc->lock: undo one ops->reg, and count it. */
-static void device_dereg(struct uhmm_rcache *rc, uint64_t handle)
+static void device_dereg_locked(struct uhmm_rcache *rc, uint64_t handle)
 {
+	uhmm_lock_assert_held(&rc->lock);
+
 	rc->ops->dereg(rc->dev, handle);
 	__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
 }
@@ -340,13 +345,15 @@ static void device_dereg(struct uhmm_rcache *rc, uint64_t handle)
  */
 static void retire_locked(struct uhmm_rcache *rc, struct region *r)
 {
-	device_dereg(rc, r->pub.handle);
+	uhmm_lock_assert_held(&rc->lock);
+
+	device_dereg_locked(rc, r->pub.handle);
 	/* Not from a callback, and no callback takes rc->lock: may wait. */
 	uhmm_interval_notifier_remove(&r->sub);
 	uhmm_itree_remove(&rc->tree, &r->node);
 	rc->nregions--;
 	rc->nbytes -= r->pub.len;
-	region_free(rc, r);
+	region_free_locked(rc, r);
 }
 
 static void *worker_main(void *arg)
@@ -357,11 +364,11 @@ static void *worker_main(void *arg)
 		struct region *r;
 		bool stop;
 
-		pthread_mutex_lock(&rc->dead_lock);
+		uhmm_mutex_lock(&rc->dead_lock);
 		while (!rc->dead && !rc->stop)
-			pthread_cond_wait(&rc->dead_cond, &rc->dead_lock);
+			uhmm_cond_wait(&rc->dead_cond, &rc->dead_lock);
 		stop = !rc->dead;	/* stopping, and nothing left */
-		pthread_mutex_unlock(&rc->dead_lock);
+		uhmm_mutex_unlock(&rc->dead_lock);
 		if (stop)
 			return NULL;
 		/*
@@ -370,11 +377,11 @@ static void *worker_main(void *arg)
 		 * on the queue, to retire it itself. A miss may have taken
 		 * it meanwhile: then look again.
 		 */
-		pthread_mutex_lock(&rc->lock);
-		r = dequeue_dead(rc);
+		uhmm_mutex_lock(&rc->lock);
+		r = dequeue_dead_locked(rc);
 		if (r)
 			retire_locked(rc, r);
-		pthread_mutex_unlock(&rc->lock);
+		uhmm_mutex_unlock(&rc->lock);
 	}
 }
 
@@ -455,11 +462,13 @@ static struct region *tls_lookup(struct uhmm_rcache *rc, unsigned long start,
 }
 
 /* Under rc->lock: a valid region of the tree covering the request. */
-static struct region *tree_lookup(struct uhmm_rcache *rc, unsigned long start,
-				  unsigned long end, unsigned int access)
+static struct region *tree_lookup_locked(struct uhmm_rcache *rc,
+					 unsigned long start, unsigned long end,
+					 unsigned int access)
 {
 	struct uhmm_itree_node *n;
 
+	uhmm_lock_assert_held(&rc->lock);
 	for (n = uhmm_itree_first(&rc->tree, start, end - 1); n;
 	     n = uhmm_itree_next(n, start, end - 1)) {
 		struct region *r = region_of_node(n);
@@ -480,13 +489,14 @@ static struct region *tree_lookup(struct uhmm_rcache *rc, unsigned long start,
  * first: it can never be hit again (it is here because its invalidation
  * or its last put is queueing it, or just did). Else the valid one used
  * least recently. NULL if every region is held. The loads are hints:
- * make_room() decides with kill() and idle().
+ * make_room_locked() decides with kill() and idle().
  */
-static struct region *lru_victim(struct uhmm_rcache *rc)
+static struct region *lru_victim_locked(struct uhmm_rcache *rc)
 {
 	struct region *victim = NULL;
 	struct uhmm_itree_node *n;
 
+	uhmm_lock_assert_held(&rc->lock);
 	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
 	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
 		struct region *r = region_of_node(n);
@@ -524,20 +534,22 @@ static struct region *lru_victim(struct uhmm_rcache *rc)
  * caller itself holds regions, and nothing says which. The cache grows
  * past its limits instead, by the regions held and no more.
  */
-static void make_room(struct uhmm_rcache *rc, size_t len)
+static void make_room_locked(struct uhmm_rcache *rc, size_t len)
 {
+	uhmm_lock_assert_held(&rc->lock);
+
 	while (rc->nregions + 1 > rc->max_regions ||
 	       rc->nbytes + len > rc->max_bytes) {
-		struct region *r = dequeue_dead(rc);
+		struct region *r = dequeue_dead_locked(rc);
 
 		if (!r) {
-			r = lru_victim(rc);
+			r = lru_victim_locked(rc);
 			if (!r)
 				return;		/* all held: grow */
-			pthread_mutex_lock(&r->lock);
+			uhmm_mutex_lock(&r->lock);
 			if (kill(r))
 				rc->evictions++;
-			pthread_mutex_unlock(&r->lock);
+			uhmm_mutex_unlock(&r->lock);
 			/*
 			 * A racing hit may hold it now (its put queues it),
 			 * or someone claimed it first and queued it at once
@@ -551,14 +563,15 @@ static void make_room(struct uhmm_rcache *rc, size_t len)
 }
 
 /* Under rc->lock: register [start, end) as a new region, held once. */
-static int region_create(struct uhmm_rcache *rc, unsigned long start,
-			 unsigned long end, unsigned int access,
-			 struct region **rp)
+static int region_create_locked(struct uhmm_rcache *rc, unsigned long start,
+				unsigned long end, unsigned int access,
+				struct region **rp)
 {
 	struct region *r = region_alloc(rc);
 	uint64_t handle;
 	int ret;
 
+	uhmm_lock_assert_held(&rc->lock);
 	if (!r)
 		return -ENOMEM;
 	r->pub.addr = (void *)start;
@@ -591,7 +604,7 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 			ret = rc->ops->reg(rc->dev, r->pub.addr, r->pub.len,
 					   access, &handle);
 		if (!ret && armed == -ENOENT) {
-			device_dereg(rc, handle);
+			device_dereg_locked(rc, handle);
 			if (++holes < HOLE_TRIES)
 				continue;
 			ret = -EFAULT;
@@ -600,18 +613,18 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 			uhmm_interval_notifier_remove(&r->sub);
 			goto fail;
 		}
-		pthread_mutex_lock(&r->lock);
+		uhmm_mutex_lock(&r->lock);
 		if (!uhmm_interval_read_retry(&r->sub, seq))
 			break;
-		pthread_mutex_unlock(&r->lock);
-		device_dereg(rc, handle);
+		uhmm_mutex_unlock(&r->lock);
+		device_dereg_locked(rc, handle);
 	}
 	r->pub.handle = handle;
 	/* Add, not store: a thread holding a stale entry for the previous
 	 * incarnation may be between its increment and its decrement. */
 	__atomic_add_fetch(&r->active, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&r->lock);
+	uhmm_mutex_unlock(&r->lock);
 	/* Live from here: a holder (us) exists, so no one claims yet. */
 	__atomic_store_n(&r->dereg_claimed, 0, __ATOMIC_SEQ_CST);
 
@@ -626,7 +639,7 @@ static int region_create(struct uhmm_rcache *rc, unsigned long start,
 	*rp = r;
 	return 0;
 fail:
-	region_free(rc, r);
+	region_free_locked(rc, r);
 	return ret;
 }
 
@@ -655,20 +668,20 @@ int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 
 	start &= rc->page_mask;
 	end = (end + ~rc->page_mask) & rc->page_mask;
-	pthread_mutex_lock(&rc->lock);
-	r = tree_lookup(rc, (unsigned long)addr, (unsigned long)addr + len,
-			access);
+	uhmm_mutex_lock(&rc->lock);
+	r = tree_lookup_locked(rc, (unsigned long)addr,
+			       (unsigned long)addr + len, access);
 	if (r) {
 		hit(rc, r);
 	} else {
-		make_room(rc, end - start);
-		ret = region_create(rc, start, end, access, &r);
+		make_room_locked(rc, end - start);
+		ret = region_create_locked(rc, start, end, access, &r);
 		if (ret) {
-			pthread_mutex_unlock(&rc->lock);
+			uhmm_mutex_unlock(&rc->lock);
 			return ret;
 		}
 	}
-	pthread_mutex_unlock(&rc->lock);
+	uhmm_mutex_unlock(&rc->lock);
 	tls_remember(rc, r);
 	*regionp = &r->pub;
 	return 0;
@@ -713,8 +726,8 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 					      : UHMM_RCACHE_DEFAULT_BYTES;
 	rc->page_mask = ~((unsigned long)sysconf(_SC_PAGESIZE) - 1);
 	rc->id = __atomic_fetch_add(&next_rcache_id, 1, __ATOMIC_RELAXED);
-	pthread_mutex_init(&rc->lock, NULL);
-	pthread_mutex_init(&rc->dead_lock, NULL);
+	uhmm_mutex_init(&rc->lock);
+	uhmm_mutex_init(&rc->dead_lock);
 	pthread_cond_init(&rc->dead_cond, NULL);
 	ret = -pthread_create(&rc->worker, NULL, worker_main, rc);
 	if (ret) {
@@ -732,44 +745,44 @@ int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 
 	if (!rc)
 		return -EINVAL;
-	pthread_mutex_lock(&rc->lock);
+	uhmm_mutex_lock(&rc->lock);
 	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
 	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
 		if (__atomic_load_n(&region_of_node(n)->active,
 				    __ATOMIC_SEQ_CST)) {
-			pthread_mutex_unlock(&rc->lock);
+			uhmm_mutex_unlock(&rc->lock);
 			return -EBUSY;
 		}
 	}
-	pthread_mutex_unlock(&rc->lock);
+	uhmm_mutex_unlock(&rc->lock);
 
 	/* The worker retires what is queued, then exits. */
-	pthread_mutex_lock(&rc->dead_lock);
+	uhmm_mutex_lock(&rc->dead_lock);
 	rc->stop = true;
-	pthread_mutex_unlock(&rc->dead_lock);
+	uhmm_mutex_unlock(&rc->dead_lock);
 	pthread_cond_signal(&rc->dead_cond);
 	pthread_join(rc->worker, NULL);
 
-	pthread_mutex_lock(&rc->lock);
+	uhmm_mutex_lock(&rc->lock);
 	while ((n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX))) {
 		struct region *r = region_of_node(n);
 
-		pthread_mutex_lock(&r->lock);
+		uhmm_mutex_lock(&r->lock);
 		kill(r);
-		pthread_mutex_unlock(&r->lock);
+		uhmm_mutex_unlock(&r->lock);
 		retire_locked(rc, r);
 	}
-	pthread_mutex_unlock(&rc->lock);
+	uhmm_mutex_unlock(&rc->lock);
 
 	while ((s = rc->slabs)) {
 		rc->slabs = s->next;
 		for (int i = 0; i < SLAB_REGIONS; i++)
-			pthread_mutex_destroy(&s->regions[i].lock);
+			uhmm_mutex_destroy(&s->regions[i].lock);
 		free(s);
 	}
 	pthread_cond_destroy(&rc->dead_cond);
-	pthread_mutex_destroy(&rc->dead_lock);
-	pthread_mutex_destroy(&rc->lock);
+	uhmm_mutex_destroy(&rc->dead_lock);
+	uhmm_mutex_destroy(&rc->lock);
 	free(rc);
 	return 0;
 }
@@ -780,7 +793,7 @@ int uhmm_rcache_stats(struct uhmm_rcache *rc, struct uhmm_rcache_stats *st)
 
 	if (!rc || !st)
 		return -EINVAL;
-	pthread_mutex_lock(&rc->lock);
+	uhmm_mutex_lock(&rc->lock);
 	st->hits = rc->retired_hits;
 	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
 	     n = uhmm_itree_next(n, 0, ULONG_MAX))
@@ -790,7 +803,7 @@ int uhmm_rcache_stats(struct uhmm_rcache *rc, struct uhmm_rcache_stats *st)
 	st->evictions = rc->evictions;
 	st->regions = rc->nregions;
 	st->bytes_registered = rc->nbytes;
-	pthread_mutex_unlock(&rc->lock);
+	uhmm_mutex_unlock(&rc->lock);
 	st->invalidations = __atomic_load_n(&rc->invalidations,
 					    __ATOMIC_RELAXED);
 	st->deregistrations = __atomic_load_n(&rc->deregistrations,

@@ -10,16 +10,16 @@ static __thread const struct uhmm_event_clock *dispatching;
 void uhmm_clock_init(struct uhmm_event_clock *c)
 {
 	c->read_ticket = c->done_ticket = 0;
-	pthread_mutex_init(&c->done_lock, NULL);
+	uhmm_mutex_init(&c->done_lock);
 	uhmm_cond_init_monotonic(&c->done_cond);
 }
 
 void uhmm_clock_done(struct uhmm_event_clock *c, unsigned long t)
 {
-	pthread_mutex_lock(&c->done_lock);
+	uhmm_mutex_lock(&c->done_lock);
 	__atomic_store_n(&c->done_ticket, t, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&c->done_cond);
-	pthread_mutex_unlock(&c->done_lock);
+	uhmm_mutex_unlock(&c->done_lock);
 }
 
 void uhmm_clock_set_dispatcher(const struct uhmm_event_clock *c)
@@ -36,16 +36,16 @@ int uhmm_clock_wait_slow(struct uhmm_event_clock *c, unsigned long ticket,
 	/* The dispatcher cannot wait for the read it is dispatching. */
 	if (dispatching == c)
 		return 0;
-	pthread_mutex_lock(&c->done_lock);
+	uhmm_mutex_lock(&c->done_lock);
 	while ((long)(c->done_ticket - ticket) < 0) {
 		if (!deadline_ns) {
-			pthread_cond_wait(&c->done_cond, &c->done_lock);
-		} else if (pthread_cond_timedwait(&c->done_cond, &c->done_lock,
+			uhmm_cond_wait(&c->done_cond, &c->done_lock);
+		} else if (uhmm_cond_timedwait(&c->done_cond, &c->done_lock,
 						  &ts) == ETIMEDOUT) {
 			ret = -ETIMEDOUT;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&c->done_lock);
+	uhmm_mutex_unlock(&c->done_lock);
 	return ret;
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "uhmm.h"
+#include "core/lock.h"
 #include "core/itree.h"
 #include "core/source.h"
 
@@ -36,7 +37,7 @@
  *   so inserts and removes are deferred to the end of the last window.
  */
 struct uhmm_mm {
-	pthread_mutex_t lock;	/* protects everything marked [lock] */
+	struct uhmm_mutex lock;	/* protects everything marked [lock] */
 	pthread_cond_t wq;	/* broadcast when invalidate_seq goes even */
 
 	/* [lock] to write; read lock-free by read_begin (atomic). */
@@ -150,6 +151,25 @@ unsigned long uhmm_mm_seq(struct uhmm_mm *mm);
 	} while (0)
 #else
 #define UHMM_BUG_ON(cond, msg) ((void)0)
+#endif
+
+/*
+ * Debug-build check of an internal invariant (seq parity, a counter that
+ * must not underflow): if it fails, uhmm itself is wrong. Debug builds
+ * abort with the condition, so the suite's sanitizer runs fail loudly;
+ * release builds compile it away.
+ */
+#ifdef UHMM_DEBUG
+#define UHMM_WARN_ON(cond)                                                     \
+	do {                                                                   \
+		if (cond) {                                                    \
+			fprintf(stderr, "uhmm: internal invariant broken: "    \
+				"%s (%s:%d)\n", #cond, __FILE__, __LINE__);    \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+#else
+#define UHMM_WARN_ON(cond) ((void)0)
 #endif
 
 /*

@@ -23,19 +23,19 @@
 unsigned long uhmm_fork_gen;
 unsigned long uhmm_forks;
 
-static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uhmm_mutex all_lock = UHMM_MUTEX_INIT;
 static struct uhmm_mm *all_mms;	/* [all_lock] */
 
 static void lock_all_mms(void)
 {
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
-		pthread_mutex_lock(&mm->lock);
+		uhmm_mutex_lock(&mm->lock);
 }
 
 static void unlock_all_mms(void)
 {
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next)
-		pthread_mutex_unlock(&mm->lock);
+		uhmm_mutex_unlock(&mm->lock);
 }
 
 static const struct uhmm_fork_ops *fork_ops;	/* atomic, set once */
@@ -72,7 +72,7 @@ static void fork_prepare(void)
 {
 	const struct uhmm_fork_ops *ops;
 
-	pthread_mutex_lock(&all_lock);
+	uhmm_mutex_lock(&all_lock);
 	ops = fork_ops_now = __atomic_load_n(&fork_ops, __ATOMIC_ACQUIRE);
 	if (!ops) {
 		lock_all_mms();
@@ -102,7 +102,7 @@ static void fork_parent(void)
 	unlock_all_mms();
 	if (ops)
 		ops->parent();
-	pthread_mutex_unlock(&all_lock);
+	uhmm_mutex_unlock(&all_lock);
 }
 
 static void fork_child(void)
@@ -112,10 +112,10 @@ static void fork_child(void)
 	__atomic_store_n(&uhmm_fork_gen, uhmm_fork_gen + 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&uhmm_forks, 1, __ATOMIC_RELAXED);
 	for (struct uhmm_mm *mm = all_mms; mm; mm = mm->all_next) {
-		pthread_mutex_init(&mm->lock, NULL);
+		uhmm_mutex_init(&mm->lock);
 		uhmm_cond_init_monotonic(&mm->wq);
 	}
-	pthread_mutex_init(&all_lock, NULL);
+	uhmm_mutex_init(&all_lock);
 	/* The windows were the parent's: notifier.c ends the copies. */
 	if (ops)
 		ops->child();
@@ -143,12 +143,12 @@ int uhmm_mm_open_source(struct uhmm_mm **mmp, unsigned int flags,
 	mm = uhmm_calloc(1, sizeof(*mm));
 	if (!mm)
 		return -ENOMEM;
-	if (pthread_mutex_init(&mm->lock, NULL)) {
+	if (uhmm_mutex_init(&mm->lock)) {
 		free(mm);
 		return -ENOMEM;
 	}
 	if (uhmm_cond_init_monotonic(&mm->wq)) {
-		pthread_mutex_destroy(&mm->lock);
+		uhmm_mutex_destroy(&mm->lock);
 		free(mm);
 		return -ENOMEM;
 	}
@@ -158,14 +158,14 @@ int uhmm_mm_open_source(struct uhmm_mm **mmp, unsigned int flags,
 	mm->count = 1;
 	mm->flags = flags;
 
-	pthread_mutex_lock(&all_lock);
+	uhmm_mutex_lock(&all_lock);
 	mm->fork_gen = uhmm_fork_gen;
 	mm->all_next = all_mms;
 	if (all_mms)
 		all_mms->all_pprev = &mm->all_next;
 	mm->all_pprev = &all_mms;
 	all_mms = mm;
-	pthread_mutex_unlock(&all_lock);
+	uhmm_mutex_unlock(&all_lock);
 
 	if (ops) {
 		ret = ops->attach(mm, &mm->source);
@@ -185,15 +185,18 @@ void uhmm_mm_grab(struct uhmm_mm *mm)
 
 void uhmm_mm_drop(struct uhmm_mm *mm)
 {
-	if (__atomic_sub_fetch(&mm->count, 1, __ATOMIC_ACQ_REL))
+	long count = __atomic_sub_fetch(&mm->count, 1, __ATOMIC_ACQ_REL);
+
+	UHMM_WARN_ON(count < 0);
+	if (count)
 		return;
-	pthread_mutex_lock(&all_lock);
+	uhmm_mutex_lock(&all_lock);
 	*mm->all_pprev = mm->all_next;
 	if (mm->all_next)
 		mm->all_next->all_pprev = mm->all_pprev;
-	pthread_mutex_unlock(&all_lock);
+	uhmm_mutex_unlock(&all_lock);
 	pthread_cond_destroy(&mm->wq);
-	pthread_mutex_destroy(&mm->lock);
+	uhmm_mutex_destroy(&mm->lock);
 	free(mm);
 }
 

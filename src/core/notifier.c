@@ -73,8 +73,11 @@ static bool mm_colliding(const struct uhmm_mm *mm)
 	return mm->invalidate_seq & 1;
 }
 
-static void deferred_add(struct uhmm_mm *mm, struct uhmm_interval_notifier *sub)
+static void deferred_add_locked(struct uhmm_mm *mm,
+				struct uhmm_interval_notifier *sub)
 {
+	uhmm_lock_assert_held(&mm->lock);
+
 	sub->deferred_next = mm->deferred_list;
 	if (mm->deferred_list)
 		mm->deferred_list->deferred_pprev = &sub->deferred_next;
@@ -82,7 +85,7 @@ static void deferred_add(struct uhmm_mm *mm, struct uhmm_interval_notifier *sub)
 	sub->deferred_pprev = &mm->deferred_list;
 }
 
-static void deferred_del(struct uhmm_interval_notifier *sub)
+static void deferred_del_locked(struct uhmm_interval_notifier *sub)
 {
 	*sub->deferred_pprev = sub->deferred_next;
 	if (sub->deferred_next)
@@ -92,12 +95,13 @@ static void deferred_del(struct uhmm_interval_notifier *sub)
 }
 
 /* Under mm->lock, once the last window of a collision has closed. */
-static void apply_deferred(struct uhmm_mm *mm)
+static void apply_deferred_locked(struct uhmm_mm *mm)
 {
 	struct uhmm_interval_notifier *sub;
 
+	uhmm_lock_assert_held(&mm->lock);
 	while ((sub = mm->deferred_list)) {
-		deferred_del(sub);
+		deferred_del_locked(sub);
 		if (sub->state == UHMM_SUB_DEFERRED_INSERT) {
 			uhmm_itree_insert(&mm->itree, &sub->node);
 			sub->state = UHMM_SUB_LINKED;
@@ -119,6 +123,7 @@ static struct uhmm_itree_node *window_open_locked(struct uhmm_mm *mm,
 {
 	struct uhmm_itree_node *first;
 
+	uhmm_lock_assert_held(&mm->lock);
 	mm->active_invalidate_ranges++;
 	first = uhmm_itree_first(&mm->itree, start, last);
 	if (first && !mm_colliding(mm))
@@ -131,18 +136,19 @@ static void window_close(struct uhmm_mm *mm)
 {
 	bool wake = false;
 
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
+	UHMM_WARN_ON(mm->active_invalidate_ranges == 0);
 	if (--mm->active_invalidate_ranges == 0) {
 		if (mm_colliding(mm)) {
 			WRITE_ONCE_REL(mm->invalidate_seq,
 				       mm->invalidate_seq + 1);
-			apply_deferred(mm);
+			apply_deferred_locked(mm);
 			wake = true;
 		}
 		/* uhmm_notifier_release() waits for the last window. */
 		wake |= mm->dead;
 	}
-	pthread_mutex_unlock(&mm->lock);
+	uhmm_mutex_unlock(&mm->lock);
 	if (wake)
 		pthread_cond_broadcast(&mm->wq);
 }
@@ -198,13 +204,13 @@ int uhmm_mm_invalidate_start(struct uhmm_mm *mm,
 	if (ret)
 		return ret;
 
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
 	if (mm->dead) {
-		pthread_mutex_unlock(&mm->lock);
+		uhmm_mutex_unlock(&mm->lock);
 		return -ESRCH;
 	}
 	first = window_open_locked(mm, range->start, range->end - 1, &seq);
-	pthread_mutex_unlock(&mm->lock);
+	uhmm_mutex_unlock(&mm->lock);
 
 	range->mm = mm;
 	range->private_ = UHMM_WINDOW_OPEN;
@@ -268,7 +274,7 @@ static void release_window(struct uhmm_mm *mm)
 	unsigned long seq;
 
 	first = window_open_locked(mm, 0, ULONG_MAX, &seq);
-	pthread_mutex_unlock(&mm->lock);
+	uhmm_mutex_unlock(&mm->lock);
 	window_call(mm, &range, first, ULONG_MAX, seq);
 	window_close(mm);
 }
@@ -281,21 +287,27 @@ void uhmm_notifier_release(struct uhmm_mm *mm)
 	 * inserted before this point gets exactly one RELEASE, and none
 	 * inserted after it exists.
 	 */
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
 	mm->dead = true;
 	while (mm->active_invalidate_ranges)
-		pthread_cond_wait(&mm->wq, &mm->lock);
+		uhmm_cond_wait(&mm->wq, &mm->lock);
 	release_window(mm);
 }
 
 void uhmm_notifier_release_child(struct uhmm_mm *mm)
 {
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
 	if (mm->child_released) {
-		pthread_mutex_unlock(&mm->lock);
+		uhmm_mutex_unlock(&mm->lock);
 		return;
 	}
 	mm->child_released = true;
+	/* Released in the parent before fork(), its RELEASE window closed:
+	 * each subscription had its one RELEASE, and no other comes. */
+	if (mm->dead && !mm->active_invalidate_ranges) {
+		uhmm_mutex_unlock(&mm->lock);
+		return;
+	}
 	mm->dead = true;
 	/*
 	 * Windows open in the parent at fork() never close here: their
@@ -306,7 +318,7 @@ void uhmm_notifier_release_child(struct uhmm_mm *mm)
 		if (mm_colliding(mm)) {
 			WRITE_ONCE_REL(mm->invalidate_seq,
 				       mm->invalidate_seq + 1);
-			apply_deferred(mm);
+			apply_deferred_locked(mm);
 		}
 	}
 	release_window(mm);
@@ -343,9 +355,9 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 			return ret;
 	}
 
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
 	if (mm->dead) {
-		pthread_mutex_unlock(&mm->lock);
+		uhmm_mutex_unlock(&mm->lock);
 		if (mm->source)
 			mm->source->ops->disarm(mm->source, sub);
 		return -ESRCH;
@@ -359,7 +371,7 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 		 * for the window to close.
 		 */
 		if (mm_colliding(mm)) {
-			deferred_add(mm, sub);
+			deferred_add_locked(mm, sub);
 			sub->state = UHMM_SUB_DEFERRED_INSERT;
 		} else {
 			WRITE_ONCE_REL(mm->invalidate_seq,
@@ -374,7 +386,7 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 		uhmm_itree_insert(&mm->itree, &sub->node);
 		sub->state = UHMM_SUB_LINKED;
 	}
-	pthread_mutex_unlock(&mm->lock);
+	uhmm_mutex_unlock(&mm->lock);
 	return 0;
 }
 
@@ -395,16 +407,16 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 	/* In a fork child the copy is released first; removing still works. */
 	forked = uhmm_mm_check_owner(mm) != 0;
 
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
 	switch (sub->state) {
 	case UHMM_SUB_DEFERRED_INSERT:
 		/* Never reached the tree, so no window can be calling it. */
-		deferred_del(sub);
+		deferred_del_locked(sub);
 		sub->state = UHMM_SUB_UNLINKED;
 		break;
 	case UHMM_SUB_LINKED:
 		if (mm_colliding(mm)) {
-			deferred_add(mm, sub);
+			deferred_add_locked(mm, sub);
 			sub->state = UHMM_SUB_DEFERRED_REMOVE;
 			seq = mm->invalidate_seq;
 		} else {
@@ -414,13 +426,13 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 		break;
 	default:
 		/* Already removed, or being removed by another thread. */
-		pthread_mutex_unlock(&mm->lock);
+		uhmm_mutex_unlock(&mm->lock);
 		return -ENOENT;
 	}
 	/* A window may be calling sub right now: wait until all have closed. */
 	while (seq && mm->invalidate_seq == seq)
-		pthread_cond_wait(&mm->wq, &mm->lock);
-	pthread_mutex_unlock(&mm->lock);
+		uhmm_cond_wait(&mm->wq, &mm->lock);
+	uhmm_mutex_unlock(&mm->lock);
 
 	/* The parent's event source is not the child's to touch. */
 	if (mm->source && !forked)
@@ -490,23 +502,24 @@ int uhmm_interval_read_begin_until(struct uhmm_interval_notifier *sub,
 
 	seq = READ_ONCE_ACQ(sub->invalidate_seq);
 	*seqp = seq;
+	UHMM_WARN_ON(!(seq & 1));	/* subscription seqs are odd */
 	if (seq != READ_ONCE_ACQ(mm->invalidate_seq))
 		return 0;
 
 	UHMM_BUG_ON(callback_mm == mm,
 		    "uhmm_interval_read_begin() from an invalidate callback "
 		    "waits for its own window: deadlock");
-	pthread_mutex_lock(&mm->lock);
+	uhmm_mutex_lock(&mm->lock);
 	while (mm->invalidate_seq == seq) {
 		if (!deadline_ns) {
-			pthread_cond_wait(&mm->wq, &mm->lock);
-		} else if (pthread_cond_timedwait(&mm->wq, &mm->lock, &ts) ==
+			uhmm_cond_wait(&mm->wq, &mm->lock);
+		} else if (uhmm_cond_timedwait(&mm->wq, &mm->lock, &ts) ==
 			   ETIMEDOUT) {
 			ret = mm->invalidate_seq == seq ? -ETIMEDOUT : 0;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mm->lock);
+	uhmm_mutex_unlock(&mm->lock);
 	return ret;
 }
 
@@ -548,5 +561,8 @@ bool uhmm_interval_check_retry(struct uhmm_interval_notifier *sub,
 void uhmm_interval_set_seq(struct uhmm_interval_notifier *sub,
 			   unsigned long cur_seq)
 {
+	/* A window's seq is the mm's while colliding: odd (invariant 1). */
+	UHMM_BUG_ON(!(cur_seq & 1), "uhmm_interval_set_seq() with a seq that "
+		    "no window passed to the callback");
 	WRITE_ONCE_REL(sub->invalidate_seq, cur_seq);
 }

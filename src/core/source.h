@@ -20,6 +20,7 @@
 #include <stdbool.h>
 
 #include "uhmm.h"
+#include "core/lock.h"
 
 /*
  * The happens-before clock (docs/design.md, invariant 8): read_begin's
@@ -40,7 +41,7 @@
  */
 struct uhmm_event_clock {
 	unsigned long read_ticket;	/* [reader] to write; atomic */
-	pthread_mutex_t done_lock;	/* never taken by the reader */
+	struct uhmm_mutex done_lock;	/* never taken by the reader */
 	pthread_cond_t done_cond;	/* broadcast when done_ticket moves;
 					 * a source may wait on it for its
 					 * own progress too (under done_lock) */

@@ -361,13 +361,14 @@ static void protect_open(void)
 }
 
 /* Under mm->lock: note what look_up() must see next; false if anything. */
-static bool check_one(struct fork_mm *f)
+static bool check_one_locked(struct fork_mm *f)
 {
 	struct uhmm_mm *mm = f->mm;
 	unsigned long seq = mm->invalidate_seq;
 	bool held = f->nwins && (seq & 1);
 	struct uhmm_itree_node *n;
 
+	uhmm_lock_assert_held(&f->mm->lock);
 	if (f->skip || f->whole)
 		return true;
 	if (mm->dead) {
@@ -410,7 +411,7 @@ static bool protect_check(void)
 	bool done = true;
 
 	for (size_t i = 0; i < nfmms; i++)
-		done &= check_one(&fmms[i]);
+		done &= check_one_locked(&fmms[i]);
 	rounds++;
 	return done;
 }

@@ -75,7 +75,7 @@ struct uffd_source {
 	unsigned long sync_pending;	/* [dispatcher] answered once the
 					 * removes above have closed */
 
-	pthread_mutex_t mms_lock;
+	struct uhmm_mutex mms_lock;
 	struct uhmm_mm *mms;	/* [mms_lock] attached, via source_next */
 
 	/*
@@ -84,7 +84,7 @@ struct uffd_source {
 	 * splits one; a mapping is unregistered once no node overlaps it.
 	 * arm_lock is held across the register/unregister system calls.
 	 */
-	pthread_mutex_t arm_lock;
+	struct uhmm_mutex arm_lock;
 	struct uhmm_itree arms;
 
 	/* Statistics, atomic. */

@@ -59,7 +59,7 @@ static struct uhmm_interval_notifier *arm_sub_of(struct uhmm_itree_node *n)
 				 source_private);
 }
 
-static pthread_mutex_t source_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uhmm_mutex source_lock = UHMM_MUTEX_INIT;
 static struct uffd_source *the_source;	/* [source_lock] this process's */
 static struct uffd_source *parent_source; /* a fork child keeps it reachable */
 static __thread bool on_dispatcher;
@@ -75,19 +75,22 @@ static __thread bool on_dispatcher;
  * every mapping under its hull. Under arm_lock throughout.
  */
 
-static bool armed_overlap(struct uffd_source *src, unsigned long start,
-			  unsigned long end)
+static bool armed_overlap_locked(struct uffd_source *src, unsigned long start,
+				 unsigned long end)
 {
+	uhmm_lock_assert_held(&src->arm_lock);
+
 	return uhmm_itree_first(&src->arms, start, end - 1) != NULL;
 }
 
 /* Grow sub's node to cover [start, end). */
-static void hull_extend(struct uffd_source *src,
-			struct uhmm_interval_notifier *sub, unsigned long start,
-			unsigned long end)
+static void hull_extend_locked(struct uffd_source *src,
+			       struct uhmm_interval_notifier *sub,
+			       unsigned long start, unsigned long end)
 {
 	struct uhmm_itree_node *n = &arm_of(sub)->node;
 
+	uhmm_lock_assert_held(&src->arm_lock);
 	if (start >= n->start && end - 1 <= n->last)
 		return;
 	uhmm_itree_remove(&src->arms, n);
@@ -117,12 +120,14 @@ static void hull_extend(struct uffd_source *src,
  */
 #define ARM_STRIKES 16
 
-static int arm_vmas(struct uffd_source *src, struct uhmm_interval_notifier *sub,
-		    unsigned long start, unsigned long end)
+static int arm_vmas_locked(struct uffd_source *src,
+			   struct uhmm_interval_notifier *sub,
+			   unsigned long start, unsigned long end)
 {
 	unsigned long addr = start;
 	int strikes = 0;
 
+	uhmm_lock_assert_held(&src->arm_lock);
 	while (addr < end) {
 		struct uhmm_vma vma, again;
 		int ret;
@@ -134,7 +139,7 @@ static int arm_vmas(struct uffd_source *src, struct uhmm_interval_notifier *sub,
 			return ret;
 		/* In the hull before the kernel registers it, so a failure
 		 * half way still gets it unregistered. */
-		hull_extend(src, sub, vma.start, vma.end);
+		hull_extend_locked(src, sub, vma.start, vma.end);
 		ret = uhmm_prim_uffd_register(src->uffd, vma.start,
 					      vma.end - vma.start);
 		if (ret == -EINVAL) {
@@ -157,16 +162,17 @@ static int arm_vmas(struct uffd_source *src, struct uhmm_interval_notifier *sub,
 }
 
 /* Unregister the mappings overlapping [start, end] that no node overlaps. */
-static void disarm_vmas(struct uffd_source *src, unsigned long start,
-			unsigned long last)
+static void disarm_vmas_locked(struct uffd_source *src, unsigned long start,
+			       unsigned long last)
 {
 	unsigned long addr = start;
 	struct uhmm_vma vma;
 
+	uhmm_lock_assert_held(&src->arm_lock);
 	while (addr <= last && uhmm_prim_vma_find(addr, &vma) == 0 &&
 	       vma.start <= last) {
 		/* Another uffd's mapping refuses with EINVAL: not ours. */
-		if (!armed_overlap(src, vma.start, vma.end))
+		if (!armed_overlap_locked(src, vma.start, vma.end))
 			uhmm_prim_uffd_unregister(src->uffd, vma.start,
 						  vma.end - vma.start);
 		addr = vma.end;
@@ -176,11 +182,14 @@ static void disarm_vmas(struct uffd_source *src, unsigned long start,
 static void disarm_locked(struct uffd_source *src,
 			  struct uhmm_interval_notifier *sub)
 {
+	uhmm_lock_assert_held(&src->arm_lock);
+
 	if (!arm_of(sub)->mm)
 		return;
 	uhmm_itree_remove(&src->arms, &arm_of(sub)->node);
 	arm_of(sub)->mm = NULL;
-	disarm_vmas(src, arm_of(sub)->node.start, arm_of(sub)->node.last);
+	disarm_vmas_locked(src, arm_of(sub)->node.start,
+			   arm_of(sub)->node.last);
 }
 
 static int source_arm(struct uhmm_source *base, struct uhmm_mm *mm,
@@ -189,15 +198,15 @@ static int source_arm(struct uhmm_source *base, struct uhmm_mm *mm,
 	struct uffd_source *src = uffd_of(base);
 	int ret;
 
-	pthread_mutex_lock(&src->arm_lock);
+	uhmm_mutex_lock(&src->arm_lock);
 	arm_of(sub)->node.start = sub->node.start;
 	arm_of(sub)->node.last = sub->node.last;
 	uhmm_itree_insert(&src->arms, &arm_of(sub)->node);
 	arm_of(sub)->mm = mm;
-	ret = arm_vmas(src, sub, sub->node.start, uhmm_sub_end(sub));
+	ret = arm_vmas_locked(src, sub, sub->node.start, uhmm_sub_end(sub));
 	if (ret)
 		disarm_locked(src, sub);
-	pthread_mutex_unlock(&src->arm_lock);
+	uhmm_mutex_unlock(&src->arm_lock);
 	return ret;
 }
 
@@ -208,11 +217,11 @@ static int source_rearm(struct uhmm_source *base,
 	struct uffd_source *src = uffd_of(base);
 	int ret = 0;
 
-	pthread_mutex_lock(&src->arm_lock);
+	uhmm_mutex_lock(&src->arm_lock);
 	/* Not armed: its mm was released, nothing is watched for it. */
 	if (arm_of(sub)->mm)
-		ret = arm_vmas(src, sub, start, end);
-	pthread_mutex_unlock(&src->arm_lock);
+		ret = arm_vmas_locked(src, sub, start, end);
+	uhmm_mutex_unlock(&src->arm_lock);
 	return ret;
 }
 
@@ -236,9 +245,9 @@ static int source_check_armed(struct uhmm_source *base,
 	bool armed;
 	int ret;
 
-	pthread_mutex_lock(&src->arm_lock);
+	uhmm_mutex_lock(&src->arm_lock);
 	armed = arm_of(sub)->mm != NULL;
-	pthread_mutex_unlock(&src->arm_lock);
+	uhmm_mutex_unlock(&src->arm_lock);
 	/* Its mm was released: nothing is watched for it any more. */
 	if (!armed)
 		return 0;
@@ -263,9 +272,9 @@ static void source_disarm(struct uhmm_source *base,
 {
 	struct uffd_source *src = uffd_of(base);
 
-	pthread_mutex_lock(&src->arm_lock);
+	uhmm_mutex_lock(&src->arm_lock);
 	disarm_locked(src, sub);
-	pthread_mutex_unlock(&src->arm_lock);
+	uhmm_mutex_unlock(&src->arm_lock);
 }
 
 /*
@@ -282,7 +291,7 @@ static void rearm_after_event(struct uffd_source *src, unsigned long start,
 	struct uhmm_itree_node *n;
 	size_t count = 0, cap = 0;
 
-	pthread_mutex_lock(&src->arm_lock);
+	uhmm_mutex_lock(&src->arm_lock);
 	for (n = uhmm_itree_first(&src->arms, start, end - 1); n;
 	     n = uhmm_itree_next(n, start, end - 1)) {
 		struct uhmm_interval_notifier *sub = arm_sub_of(n);
@@ -311,11 +320,11 @@ static void rearm_after_event(struct uffd_source *src, unsigned long start,
 		unsigned long e = sub->node.last < end - 1 ? sub->node.last + 1
 							   : end;
 
-		if (arm_vmas(src, sub, s, e))
+		if (arm_vmas_locked(src, sub, s, e))
 			__atomic_fetch_add(&src->arm_errors, 1,
 					   __ATOMIC_RELAXED);
 	}
-	pthread_mutex_unlock(&src->arm_lock);
+	uhmm_mutex_unlock(&src->arm_lock);
 	free(subs);
 }
 
@@ -324,9 +333,9 @@ static void rearm_after_event(struct uffd_source *src, unsigned long start,
 static void disarm_after_move(struct uffd_source *src, unsigned long start,
 			      unsigned long end)
 {
-	pthread_mutex_lock(&src->arm_lock);
-	disarm_vmas(src, start, end - 1);
-	pthread_mutex_unlock(&src->arm_lock);
+	uhmm_mutex_lock(&src->arm_lock);
+	disarm_vmas_locked(src, start, end - 1);
+	uhmm_mutex_unlock(&src->arm_lock);
 }
 
 /* ---- the dispatcher ---- */
@@ -341,11 +350,11 @@ static struct uhmm_mm *next_live_mm(struct uffd_source *src,
 {
 	struct uhmm_mm *mm;
 
-	pthread_mutex_lock(&src->mms_lock);
+	uhmm_mutex_lock(&src->mms_lock);
 	mm = prev ? prev->source_next : src->mms;
 	while (mm && uhmm_mm_get(mm))
 		mm = mm->source_next;
-	pthread_mutex_unlock(&src->mms_lock);
+	uhmm_mutex_unlock(&src->mms_lock);
 	return mm;
 }
 
@@ -630,10 +639,10 @@ static void publish(struct uffd_source *src, const struct uhmm_batch *b)
 		uhmm_clock_done(clock, b->ticket);
 		src->sync_pending = b->sync_seen;
 	}
-	pthread_mutex_lock(&clock->done_lock);
+	uhmm_mutex_lock(&clock->done_lock);
 	if (!src->removes)
 		src->sync_done = src->sync_pending;
-	pthread_mutex_unlock(&clock->done_lock);
+	uhmm_mutex_unlock(&clock->done_lock);
 	pthread_cond_broadcast(&clock->done_cond);
 }
 
@@ -791,11 +800,11 @@ static int source_sync(struct uhmm_source *base)
 	ticket = __atomic_add_fetch(&src->sync_requested, 1, __ATOMIC_RELEASE);
 	uhmm_prim_eventfd_signal(src->wake_fd);
 
-	pthread_mutex_lock(&src->base.clock.done_lock);
+	uhmm_mutex_lock(&src->base.clock.done_lock);
 	while ((long)(src->sync_done - ticket) < 0)
-		pthread_cond_wait(&src->base.clock.done_cond,
+		uhmm_cond_wait(&src->base.clock.done_cond,
 				  &src->base.clock.done_lock);
-	pthread_mutex_unlock(&src->base.clock.done_lock);
+	uhmm_mutex_unlock(&src->base.clock.done_lock);
 	return 0;
 }
 
@@ -822,8 +831,8 @@ static int source_create(struct uffd_source **srcp)
 		goto fail;
 	src->base.ops = &uhmm_uffd_source_ops;
 	uhmm_clock_init(&src->base.clock);
-	pthread_mutex_init(&src->mms_lock, NULL);
-	pthread_mutex_init(&src->arm_lock, NULL);
+	uhmm_mutex_init(&src->mms_lock);
+	uhmm_mutex_init(&src->arm_lock);
 
 	src->barrier_page = uhmm_alloc_injected() ? NULL :
 		uhmm_prim_map_anon((size_t)sysconf(_SC_PAGESIZE));
@@ -874,18 +883,18 @@ static int source_attach(struct uhmm_mm *mm, struct uhmm_source **srcp)
 	struct uffd_source *src;
 	int ret = 0;
 
-	pthread_mutex_lock(&source_lock);
+	uhmm_mutex_lock(&source_lock);
 	if (!the_source)
 		ret = source_create(&the_source);
 	src = the_source;
-	pthread_mutex_unlock(&source_lock);
+	uhmm_mutex_unlock(&source_lock);
 	if (ret)
 		return ret;
 
-	pthread_mutex_lock(&src->mms_lock);
+	uhmm_mutex_lock(&src->mms_lock);
 	mm->source_next = src->mms;
 	src->mms = mm;
-	pthread_mutex_unlock(&src->mms_lock);
+	uhmm_mutex_unlock(&src->mms_lock);
 	*srcp = &src->base;
 	return 0;
 }
@@ -896,21 +905,21 @@ static void source_detach(struct uhmm_source *base, struct uhmm_mm *mm)
 	struct uhmm_itree_node *n, *next;
 	struct uhmm_mm **pp;
 
-	pthread_mutex_lock(&src->mms_lock);
+	uhmm_mutex_lock(&src->mms_lock);
 	for (pp = &src->mms; *pp; pp = &(*pp)->source_next) {
 		if (*pp == mm) {
 			*pp = mm->source_next;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&src->mms_lock);
+	uhmm_mutex_unlock(&src->mms_lock);
 
 	/*
 	 * The mm is released: no window will run for its subscriptions, so
 	 * nothing needs watching for them. Their removal later finds them
 	 * disarmed. A node's successor stays in the set when the node leaves.
 	 */
-	pthread_mutex_lock(&src->arm_lock);
+	uhmm_mutex_lock(&src->arm_lock);
 	for (n = uhmm_itree_first(&src->arms, 0, ~0UL); n; n = next) {
 		struct uhmm_interval_notifier *sub = arm_sub_of(n);
 
@@ -918,7 +927,7 @@ static void source_detach(struct uhmm_source *base, struct uhmm_mm *mm)
 		if (arm_of(sub)->mm == mm)
 			disarm_locked(src, sub);
 	}
-	pthread_mutex_unlock(&src->arm_lock);
+	uhmm_mutex_unlock(&src->arm_lock);
 }
 
 const struct uhmm_source_ops uhmm_uffd_source_ops = {
@@ -946,5 +955,5 @@ void uhmm_uffd_after_fork_child(void)
 		parent_source = the_source;
 		the_source = NULL;
 	}
-	pthread_mutex_init(&source_lock, NULL);
+	uhmm_mutex_init(&source_lock);
 }
