@@ -20,9 +20,9 @@
  *              (queue_dead).
  * retire       ops->dereg, remove the notifier, take it out of the tree;
  *              the struct goes to the free list with a new incarnation.
- *              Done by the worker, or by a miss that needs the room
- *              (make_room), never on the event dispatcher: a device may
- *              block in dereg.
+ *              Done by the worker, by a miss that needs the room
+ *              (make_room_locked), or by destroy; never on the event
+ *              dispatcher: a device may block in dereg.
  *
  * Limits. Every region in the tree counts, valid or dead, and reg and
  * dereg happen only under rc->lock, so when rc->lock is free the device
@@ -147,12 +147,9 @@ static __thread struct {
 
 static unsigned long next_rcache_id = 1;	/* atomic */
 
-#define region_of_sub(s) \
-	((struct region *)((char *)(s) - offsetof(struct region, sub)))
-#define region_of_node(n) \
-	((struct region *)((char *)(n) - offsetof(struct region, node)))
-#define region_of_pub(p) \
-	((struct region *)((char *)(p) - offsetof(struct region, pub)))
+#define region_of_sub(s) uhmm_container_of(s, struct region, sub)
+#define region_of_node(n) uhmm_container_of(n, struct region, node)
+#define region_of_pub(p) uhmm_container_of(p, struct region, pub)
 
 /* ---- dead regions ---- */
 
@@ -165,10 +162,10 @@ static bool claim(struct region *r)
 /*
  * Queue r for the worker if it is dead and no one holds it, unless someone
  * else did: whoever brings a dead region to no holder calls this (the
- * invalidation, the last put, a failed hit's release), and so may a late
+ * invalidation, the last put, a failed hit's hold_drop()), and so may a late
  * caller, whose region has been retired and registered anew meanwhile.
  * So it claims only a region that is, in this order (all sequentially
- * consistent, as the commit and kill() are):
+ * consistent, as the commit and mark_dead() are):
  *
  *   unclaimed   dereg_claimed == 0: committed (the commit clears it after
  *               setting valid: a region still registering is never taken
@@ -219,7 +216,7 @@ static struct region *dequeue_dead_locked(struct uhmm_rcache *rc)
 }
 
 /* Drop a hold; the last holder of a dead region queues it. */
-static void release(struct region *r)
+static void hold_drop(struct region *r)
 {
 	if (__atomic_sub_fetch(&r->active, 1, __ATOMIC_SEQ_CST) == 0 &&
 	    !__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST))
@@ -227,13 +224,13 @@ static void release(struct region *r)
 }
 
 /* Mark r dead; false if it was already. */
-static bool kill(struct region *r)
+static bool mark_dead(struct region *r)
 {
 	return __atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST);
 }
 
 /*
- * After kill(): no holder? Both sides are sequentially consistent, so a
+ * After mark_dead(): no holder? Both sides are sequentially consistent, so a
  * hit that raises 'active' after this load sees valid == 0 and lets go:
  * whoever then claims r may retire it.
  */
@@ -268,7 +265,7 @@ static bool region_invalidate(struct uhmm_interval_notifier *sub,
 
 	uhmm_mutex_lock(&r->lock);
 	uhmm_interval_set_seq(sub, cur_seq);
-	killed = kill(r);
+	killed = mark_dead(r);
 	uhmm_mutex_unlock(&r->lock);
 	if (!killed)
 		return true;
@@ -408,7 +405,7 @@ static bool try_hold(struct region *r, unsigned long inc)
 	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) &&
 	    __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc)
 		return true;
-	release(r);
+	hold_drop(r);
 	return false;
 }
 
@@ -489,7 +486,7 @@ static struct region *tree_lookup_locked(struct uhmm_rcache *rc,
  * first: it can never be hit again (it is here because its invalidation
  * or its last put is queueing it, or just did). Else the valid one used
  * least recently. NULL if every region is held. The loads are hints:
- * make_room_locked() decides with kill() and idle().
+ * make_room_locked() decides with mark_dead() and idle().
  */
 static struct region *lru_victim_locked(struct uhmm_rcache *rc)
 {
@@ -547,7 +544,7 @@ static void make_room_locked(struct uhmm_rcache *rc, size_t len)
 			if (!r)
 				return;		/* all held: grow */
 			uhmm_mutex_lock(&r->lock);
-			if (kill(r))
+			if (mark_dead(r))
 				rc->evictions++;
 			uhmm_mutex_unlock(&r->lock);
 			/*
@@ -698,7 +695,7 @@ int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region)
 	active = __atomic_load_n(&r->active, __ATOMIC_RELAXED);
 	if (r->rc != rc || active <= 0)
 		return -EINVAL;
-	release(r);
+	hold_drop(r);
 	return 0;
 }
 
@@ -768,7 +765,7 @@ int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 		struct region *r = region_of_node(n);
 
 		uhmm_mutex_lock(&r->lock);
-		kill(r);
+		mark_dead(r);
 		uhmm_mutex_unlock(&r->lock);
 		retire_locked(rc, r);
 	}

@@ -47,9 +47,7 @@
 
 #include "core/internal.h"
 
-#define sub_of(n) \
-	((struct uhmm_interval_notifier *)((char *)(n) - \
-		offsetof(struct uhmm_interval_notifier, node)))
+#define sub_of(n) uhmm_container_of(n, struct uhmm_interval_notifier, node)
 
 /*
  * The mm whose callback this thread is running (innermost), or NULL.

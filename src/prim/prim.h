@@ -55,8 +55,13 @@ ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n);
 /*
  * Wait until fd is readable or wake_fd (an eventfd) was signalled, for at
  * most timeout_us microseconds (-1: forever). Either fd may be -1.
- * Returns a mask: 1 fd readable, 2 woken; 0 on timeout or a signal.
+ * Returns a mask of UHMM_PRIM_READABLE (fd) and UHMM_PRIM_WOKEN (wake_fd);
+ * 0 on timeout or a signal.
  */
+enum {
+	UHMM_PRIM_READABLE = 1 << 0,
+	UHMM_PRIM_WOKEN = 1 << 1,
+};
 int uhmm_prim_wait2(int fd, int wake_fd, long long timeout_us);
 int uhmm_prim_eventfd(int *fdp);
 void uhmm_prim_eventfd_signal(int fd);

@@ -100,7 +100,8 @@ int uhmm_prim_wait2(int fd, int wake_fd, long long timeout_us)
 	ret = ppoll(pfd, 2, timeout_us < 0 ? NULL : &ts, NULL);
 	if (ret < 0)
 		return errno == EINTR ? 0 : -errno;
-	return (pfd[0].revents ? 1 : 0) | (pfd[1].revents ? 2 : 0);
+	return (pfd[0].revents ? UHMM_PRIM_READABLE : 0) |
+	       (pfd[1].revents ? UHMM_PRIM_WOKEN : 0);
 }
 
 int uhmm_prim_eventfd(int *fdp)

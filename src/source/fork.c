@@ -388,9 +388,8 @@ static bool check_one_locked(struct fork_mm *f)
 	f->todo.n = 0;	/* look_up() emptied it; added to in order below */
 	for (n = uhmm_itree_first(&mm->itree, 0, ~0UL); n;
 	     n = uhmm_itree_next(n, 0, ~0UL)) {
-		struct uhmm_interval_notifier *sub =
-			(struct uhmm_interval_notifier *)((char *)n -
-			offsetof(struct uhmm_interval_notifier, node));
+		struct uhmm_interval_notifier *sub = uhmm_container_of(
+			n, struct uhmm_interval_notifier, node);
 		unsigned long start = n->start, end = uhmm_sub_end(sub);
 
 		/* Held off by our window until after fork(). */

@@ -763,7 +763,7 @@ static void *reader_main(void *arg)
 		}
 		if (ready < 0)
 			continue;
-		if (ready & 2)
+		if (ready & UHMM_PRIM_WOKEN)
 			uhmm_prim_eventfd_drain(src->wake_fd);
 
 		/* The ticket goes up before read(): see source.h. */
