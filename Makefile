@@ -15,7 +15,7 @@ deps:
 	@sh scripts/deps.sh
 
 release: deps
-	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DUHMM_WERROR=ON >/dev/null
 	cmake --build build/release -j $(JOBS)
 
 run: release
@@ -27,12 +27,12 @@ check-release: release
 	cd build/release && ctest --output-on-failure -j $(JOBS)
 
 check-asan: deps
-	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=address >/dev/null
+	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=address -DUHMM_WERROR=ON >/dev/null
 	cmake --build build/asan -j $(JOBS)
 	cd build/asan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS)
 
 check-tsan: deps
-	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=thread >/dev/null
+	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=thread -DUHMM_WERROR=ON >/dev/null
 	cmake --build build/tsan -j $(JOBS)
 	cd build/tsan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS) -LE fork
 

@@ -1,6 +1,8 @@
 #!/bin/sh
-# The shared library exports uhmm_* symbols and nothing else.
+# A shared library exports uhmm_* symbols and nothing else, under its SONAME.
+# Usage: exported-symbols.sh LIB SONAME
 lib=$1
+soname=$2
 syms=$(nm -D --defined-only "$lib" | awk '{print $3}')
 [ -n "$syms" ] || { echo "no exported symbols in $lib"; exit 1; }
 bad=$(echo "$syms" | grep -v '^uhmm_')
@@ -8,4 +10,4 @@ if [ -n "$bad" ]; then
 	echo "exported symbols without the uhmm_ prefix:"; echo "$bad"; exit 1
 fi
 echo "$(echo "$syms" | wc -l) symbols, all uhmm_*"
-readelf -d "$lib" | grep -q 'SONAME.*libuhmm.so.0' || { echo "no SONAME libuhmm.so.0"; exit 1; }
+readelf -d "$lib" | grep -q "SONAME.*\[$soname\]" || { echo "no SONAME $soname"; exit 1; }

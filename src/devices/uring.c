@@ -26,7 +26,6 @@
 #include <sys/uio.h>
 
 #include "uhmm_uring.h"
-#include "core/alloc.h"
 
 struct uhmm_uring_dev {
 	struct io_uring *ring;
@@ -45,11 +44,11 @@ int uhmm_uring_dev_open(struct uhmm_uring_dev **devp, struct io_uring *ring,
 
 	if (!devp || !ring || !slots)
 		return -EINVAL;
-	dev = uhmm_calloc(1, sizeof(*dev));
+	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
-	dev->free = uhmm_calloc(slots, sizeof(*dev->free));
-	dev->used = uhmm_calloc(slots, sizeof(*dev->used));
+	dev->free = calloc(slots, sizeof(*dev->free));
+	dev->used = calloc(slots, sizeof(*dev->used));
 	if (!dev->free || !dev->used) {
 		ret = -ENOMEM;
 		goto err;
