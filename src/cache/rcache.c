@@ -560,6 +560,8 @@ static void make_room_locked(struct uhmm_rcache *rc, size_t len)
 }
 
 /* Under rc->lock: register [start, end) as a new region, held once. */
+/* Model (models/notifier.pml): device A's read_cycle(); a hit is its hit
+ * step (stale_hit). */
 static int region_create_locked(struct uhmm_rcache *rc, unsigned long start,
 				unsigned long end, unsigned int access,
 				struct region **rp)

@@ -114,6 +114,7 @@ static void apply_deferred_locked(struct uhmm_mm *mm)
  * Open a window over [start, last]. Returns the first subscription it hits
  * (then the mm is colliding and *seq is its odd seq), NULL if none.
  */
+/* Model (models/notifier.pml): WINDOW_OPEN. */
 static struct uhmm_itree_node *window_open_locked(struct uhmm_mm *mm,
 						  unsigned long start,
 						  unsigned long last,
@@ -130,6 +131,7 @@ static struct uhmm_itree_node *window_open_locked(struct uhmm_mm *mm,
 	return first;
 }
 
+/* Model (models/notifier.pml): WINDOW_CLOSE, apply_deferred_locked() too. */
 static void window_close(struct uhmm_mm *mm)
 {
 	bool wake = false;
@@ -156,6 +158,7 @@ static void window_close(struct uhmm_mm *mm)
  * is frozen (the mm is colliding), so it is walked without the lock.
  * Returns -EAGAIN if a non-blockable callback refused; the caller closes.
  */
+/* Model (models/notifier.pml): the callback steps of dispatch(). */
 static int window_call(struct uhmm_mm *mm, struct uhmm_notifier_range *range,
 		       struct uhmm_itree_node *node, unsigned long last,
 		       unsigned long seq)
@@ -322,6 +325,7 @@ void uhmm_notifier_release_child(struct uhmm_mm *mm)
 	release_window(mm);
 }
 
+/* Model (models/notifier.pml): insert_B(); variant BAD_INSERT_IDLE_SEQ. */
 int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 				  struct uhmm_mm *mm, unsigned long start,
 				  unsigned long length,
@@ -388,6 +392,8 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 	return 0;
 }
 
+/* Model (models/notifier.pml): remove_B(); variant BAD_REMOVE_NO_WAIT,
+ * checked by remove_while_cb and cb_after_remove. */
 int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 {
 	struct uhmm_mm *mm;
@@ -479,6 +485,8 @@ int uhmm_mm_check_armed(struct uhmm_interval_notifier *sub,
  * read_begin with an optional CLOCK_MONOTONIC deadline (0: none). Returns 0
  * and sets *seqp, or -ETIMEDOUT.
  */
+/* Model (models/notifier.pml): read_begin(); variant BAD_READ_BEGIN_NO_WAIT,
+ * checked by rb_open_seq. */
 int uhmm_interval_read_begin_until(struct uhmm_interval_notifier *sub,
 				   unsigned long long deadline_ns,
 				   unsigned long *seqp)
@@ -544,6 +552,7 @@ int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
 		seq);
 }
 
+/* Model (models/notifier.pml): read_cycle()'s commit step (stale_commit). */
 bool uhmm_interval_read_retry(struct uhmm_interval_notifier *sub,
 			      unsigned long seq)
 {

@@ -38,6 +38,11 @@
  * before, so its invalidation is complete before read_begin() loads the
  * subscription's seq. Reads started later do not hold it up. Tickets are
  * taken by one thread (the source's reader) and done in order.
+ *
+ * Model (models/notifier.pml): the ticket step of proctype uffd_reader
+ * (variant BAD_TICKET_AFTER_READ), the dispatcher's publish step, and
+ * read_begin()'s ticket wait (variants BAD_NO_TICKET_WAIT and, for the
+ * dispatcher's own reads, BAD_DISPATCHER_WAITS), checked by hb_missed.
  */
 struct uhmm_event_clock {
 	unsigned long read_ticket;	/* [reader] to write; atomic */

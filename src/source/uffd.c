@@ -449,6 +449,8 @@ struct uhmm_remove_window {
 };
 
 /* Are the zaps of every REMOVE event read so far over? (See above.) */
+/* Model (models/notifier.pml): poll()'s probe and barrier; variants
+ * BAD_NO_BARRIER, KERNEL_GAP and KERNEL_MADV_REMOVE (README, Known limits). */
 static bool zaps_over(struct uffd_source *src)
 {
 	return uhmm_prim_uffd_changing(src->uffd) == 0 &&
@@ -494,6 +496,9 @@ static void remove_window_inline(struct uffd_source *src, struct uhmm_mm *mm,
 }
 
 /* Open a REMOVE window over [start, end) on every attached mm. */
+/* Model (models/notifier.pml): dispatch()'s REMOVE branch; variant
+ * BAD_CLOSE_AT_DISPATCH is UHMM_REMOVE_GRACE_US=0, GRACE_EXPIRES the grace
+ * period running out. */
 static void remove_window_open(struct uffd_source *src, unsigned long start,
 			       unsigned long end, unsigned long long read_ns)
 {
@@ -653,6 +658,8 @@ static void publish(struct uffd_source *src, const struct uhmm_batch *b)
  */
 #define ZAP_SPIN_NS 50000ULL
 
+/* Model (models/notifier.pml): proctype dispatcher; dispatch_batch() is
+ * inline dispatch(), remove_windows_poll() inline poll(). */
 static void *dispatcher_main(void *arg)
 {
 	struct uffd_source *src = arg;
@@ -733,6 +740,7 @@ static struct uhmm_batch *batch_get(struct uffd_source *src)
  * finds the reader awake instead of paying a wake-up (bench/events.c has
  * the figures).
  */
+/* Model (models/notifier.pml): proctype uffd_reader. */
 static void *reader_main(void *arg)
 {
 	struct uffd_source *src = arg;
