@@ -69,8 +69,12 @@ struct uhmm_mm {
 	bool child_released;	/* [lock] the child delivered RELEASE */
 };
 
-/* 0, or -ECHILD (after the child's RELEASE) for a fork child's copy. */
-int uhmm_mm_check_owner(struct uhmm_mm *mm);
+/*
+ * The first step of every call on mm: 0 if mm is this process's. On a fork
+ * child's copy it delivers UHMM_EVENT_RELEASE to the subscriptions (once,
+ * on the first call) and returns -ECHILD.
+ */
+int uhmm_mm_enter(struct uhmm_mm *mm);
 
 /* Bumped in every fork child. */
 extern unsigned long uhmm_fork_gen;

@@ -215,8 +215,8 @@ static bool users_add_unless_zero(struct uhmm_mm *mm, int delta, int *now)
 	return true;
 }
 
-/* The common first step of every call on an mm: is it this process's? */
-int uhmm_mm_check_owner(struct uhmm_mm *mm)
+/* See internal.h: a fork child's copy is released here. */
+int uhmm_mm_enter(struct uhmm_mm *mm)
 {
 	if (!uhmm_mm_forked(mm))
 		return 0;
@@ -227,7 +227,7 @@ int uhmm_mm_check_owner(struct uhmm_mm *mm)
 /* 0 if mm is a valid mm of this process, else the error to return. */
 static int mm_usable(struct uhmm_mm *mm)
 {
-	return mm ? uhmm_mm_check_owner(mm) : -EINVAL;
+	return mm ? uhmm_mm_enter(mm) : -EINVAL;
 }
 
 int uhmm_mm_get(struct uhmm_mm *mm)

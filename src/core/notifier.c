@@ -201,7 +201,7 @@ int uhmm_mm_invalidate_start(struct uhmm_mm *mm,
 	    (range->flags & ~UHMM_RANGE_BLOCKABLE) ||
 	    (range->private_ & UHMM_WINDOW_OPEN))
 		return -EINVAL;
-	ret = uhmm_mm_check_owner(mm);
+	ret = uhmm_mm_enter(mm);
 	if (ret)
 		return ret;
 
@@ -232,7 +232,7 @@ int uhmm_mm_invalidate_end(struct uhmm_mm *mm,
 	if (!mm || !range || range->mm != mm ||
 	    !(range->private_ & UHMM_WINDOW_OPEN))
 		return -EINVAL;
-	if (uhmm_mm_check_owner(mm))
+	if (uhmm_mm_enter(mm))
 		return -ECHILD;
 	bug = range->private_ & UHMM_WINDOW_CALLBACK_BUG;
 	range->private_ = 0;
@@ -338,7 +338,7 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 		return -EINVAL;
 	if (length == 0 || __builtin_add_overflow(start, length - 1, &last))
 		return -EOVERFLOW;
-	ret = uhmm_mm_check_owner(mm);
+	ret = uhmm_mm_enter(mm);
 	if (ret)
 		return ret;
 
@@ -409,7 +409,7 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 	if (callback_mm)
 		return -EDEADLK;
 	/* In a fork child the copy is released first; removing still works. */
-	forked = uhmm_mm_check_owner(mm) != 0;
+	forked = uhmm_mm_enter(mm) != 0;
 
 	uhmm_mutex_lock(&mm->lock);
 	switch (sub->state) {
@@ -456,7 +456,7 @@ int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub)
 	mm = sub->mm;
 	if (!mm)
 		return -ENOENT;
-	ret = uhmm_mm_check_owner(mm);
+	ret = uhmm_mm_enter(mm);
 	if (ret)
 		return ret;
 	return uhmm_mm_rearm(sub, sub->node.start, uhmm_sub_end(sub));
