@@ -407,7 +407,7 @@ static int range_fault_until(struct uhmm_range *range,
 		return -ENOENT;
 	if (!range_valid(range, w.page_size))
 		return -EINVAL;
-	ret = uhmm_mm_check_owner(mm);
+	ret = uhmm_mm_enter(mm);
 	if (ret)
 		return ret;
 	while ((1UL << w.page_shift) < w.page_size)
