@@ -8,7 +8,8 @@
  * later. After munmap() + mmap(MAP_FIXED) at the same address, a read lands
  * in the old page and the application never sees it. Putting the table
  * behind a struct uhmm_rcache fixes that: the cache re-registers a buffer
- * whose pages changed.
+ * whose pages changed. It is its own library, on top of libuhmm's public
+ * API: link with -luhmm_uring -luhmm -luring.
  *
  *	struct uhmm_uring_dev *dev;
  *	struct uhmm_rcache *rc;
