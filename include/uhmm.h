@@ -510,11 +510,15 @@ struct uhmm_range {
  *
  * Each page's request is (pfns[i] & pfn_flags_mask) | default_flags; set
  * pfn_flags_mask to 0 to request the same for every page. Pages that
- * request REQ_FAULT are faulted in with MADV_POPULATE_READ, or
- * MADV_POPULATE_WRITE if they also request REQ_WRITE (REQ_WRITE alone
- * requests nothing, as in the kernel); every pfns[i] is then overwritten
- * with what is mapped: VALID, WRITE, ERROR, order, PFN. A requested fault
- * implies VALID in the output, a requested write fault WRITE. The output
+ * request REQ_FAULT and are not present are faulted in with
+ * MADV_POPULATE_READ. Pages that request REQ_FAULT|REQ_WRITE are always
+ * faulted with MADV_POPULATE_WRITE, present or not: the kernel write-faults
+ * a page whose PTE is read-only, and no interface shows user space that
+ * bit (for a page already writable the fault is a page-table walk).
+ * REQ_WRITE alone requests nothing, as in the kernel. Every pfns[i] is
+ * then overwritten with what is mapped: VALID, WRITE, ERROR, order, PFN.
+ * A requested fault implies VALID in the output, a requested write fault
+ * WRITE (and a writable, dirty PTE, as in the kernel). The output
  * bits VALID and WRITE are the request bits REQ_FAULT and REQ_WRITE, so
  * after -EBUSY pfns[] may be passed again as it is (as in the kernel);
  * uhmm_range_fault_lock() restores the original requests itself.
@@ -537,8 +541,14 @@ struct uhmm_range {
  * notifier_seq: check it with uhmm_interval_read_retry() under the device
  * lock before using it (or use uhmm_range_fault_lock()).
  *
- * Anonymous private pages count as shared copy-on-write (no WRITE) only
- * after this process forked since uhmm was loaded; uhmm sees fork() through
+ * Once this process has forked since uhmm was loaded, a page of a private
+ * mapping is WRITE only if it requested REQ_FAULT|REQ_WRITE: fork()
+ * write-protects them all, and a page the child no longer maps (pagemap's
+ * "exclusive") may still be write-protected and copied to a new page by
+ * the CPU's next write, with no event. Before any fork, a present page of
+ * a writable private mapping is WRITE unless it is the zero page or a file
+ * page not yet written; a page merged by KSM (which the process must have
+ * asked for) passes for writable. uhmm sees fork() through
  * pthread_atfork(), not a raw clone system call.
  *
  * Returns 0, or:

@@ -10,14 +10,35 @@
  *   2. snapshot the page state with PAGEMAP_SCAN (one region per run of
  *      pages in the same state, so a populated gigabyte is one region), or
  *      with /proc/self/pagemap where the kernel lacks it;
- *   3. fault in the runs of pages whose request the snapshot does not meet
- *      (MADV_POPULATE_READ/WRITE) and snapshot them again.
+ *   3. fault in the pages that request a write (MADV_POPULATE_WRITE),
+ *      present or not, and the runs of other pages whose request the
+ *      snapshot does not meet (MADV_POPULATE_READ), and snapshot again.
  *
  * WRITE needs more than a writable mapping: the page must not be shared
- * copy-on-write. PAGEMAP_SCAN reports the zero page and unwritten private
- * file pages, but not anonymous pages shared with a fork child. Those
- * exist only once the process forked, so only then is the exclusive bit
- * of /proc/self/pagemap read for private anonymous memory.
+ * copy-on-write, and a CPU write must not move it to another page. The
+ * kernel's hmm_range_fault() asks the PTE (pte_write()) and write-faults
+ * whenever a write is requested and the PTE is read-only. User space
+ * cannot ask: neither PAGEMAP_SCAN nor /proc/self/pagemap has a writable
+ * bit. pagemap's "exclusive" bit (mapped once) is no substitute: after
+ * fork() the parent's pages stay write-protected when the child exits,
+ * mapped once but not anon-exclusive, and the next CPU write copies such
+ * a page whenever anything else holds a reference to it (an LRU batch, a
+ * GUP, the swap cache) - a new frame, with no event. So:
+ *
+ *  - a page that requests REQ_FAULT|REQ_WRITE is always write-faulted,
+ *    which breaks any sharing and leaves the PTE writable and dirty. For
+ *    a page already writable the fault is the kernel's page-table walk,
+ *    about 0.25 us per 4 KiB page (a gigabyte: ~80 ms against 6 ms for
+ *    the snapshot alone), one step per huge page;
+ *  - once the process forked since load, a page of a private mapping is
+ *    WRITE only if it was write-faulted so: any other may still be
+ *    write-protected, whatever pagemap says;
+ *  - before that, a present page of a writable private mapping is WRITE
+ *    unless PAGEMAP_SCAN reports the zero page or an unwritten file page.
+ *    A read-only PTE there maps an anon-exclusive page (swapped in by a
+ *    read, soft-dirty or NUMA hinting), which a CPU write reuses in place;
+ *    the exception is a page merged by KSM, which only a process that
+ *    asked for merging has and uhmm cannot see.
  *
  * The caller's seq is checked before the walk and after it, once the
  * events already read from the kernel are dispatched; the range is armed
@@ -50,7 +71,8 @@ struct walk {
 	/* Per-page requests when they differ (pfn_flags_mask != 0), saved
 	 * before the output overwrites pfns[]; else all are default_flags. */
 	unsigned char *req;
-	bool exact_cow;		/* read the exclusive bit (the process forked) */
+	bool forked;		/* forked since load: private pages may be COW */
+	bool write_faulted;	/* the mapping's write requests were faulted */
 	bool scan;		/* PAGEMAP_SCAN works */
 	bool watch;		/* the range is armed: check pages are watched */
 	bool unwatched;		/* a present page of an unregistered mapping */
@@ -169,9 +191,9 @@ static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
 }
 
 /*
- * /proc/self/pagemap: the fallback snapshot, the exclusive bit after a
- * fork, and PFNs. Without PAGEMAP_SCAN the zero page cannot be told from
- * a shared page, and either way it is not mapped exclusively: no WRITE.
+ * /proc/self/pagemap: the fallback snapshot, and PFNs. Without
+ * PAGEMAP_SCAN the zero page cannot be told from a shared page, and
+ * either way it is not mapped exclusively: no WRITE.
  */
 static int snapshot_pagemap(struct walk *w, const struct uhmm_vma *vma,
 			    unsigned long start, unsigned long end, bool fresh)
@@ -179,7 +201,6 @@ static int snapshot_pagemap(struct walk *w, const struct uhmm_vma *vma,
 	unsigned long long pm[PAGEMAP_CHUNK];
 	uint64_t *p = w->range->pfns;
 	bool want_pfn = w->range->flags & UHMM_RANGE_PFN;
-	bool private_anon_cow = w->exact_cow && !vma->shared;
 
 	for (unsigned long addr = start; addr < end;) {
 		size_t n = (end - addr) >> w->page_shift;
@@ -203,8 +224,6 @@ static int snapshot_pagemap(struct walk *w, const struct uhmm_vma *vma,
 				if (!vma->shared && !(e & UHMM_PM_FILE) &&
 				    !(e & UHMM_PM_EXCLUSIVE))
 					p[i] &= ~UHMM_PFN_WRITE;
-			} else if (private_anon_cow && !(e & UHMM_PM_EXCLUSIVE)) {
-				p[i] &= ~UHMM_PFN_WRITE;
 			}
 			if (want_pfn && (p[i] & UHMM_PFN_VALID))
 				p[i] |= e & UHMM_PM_PFN_MASK;
@@ -214,10 +233,37 @@ static int snapshot_pagemap(struct walk *w, const struct uhmm_vma *vma,
 	return 0;
 }
 
+/* Does page i request a write fault (REQ_WRITE counts only with REQ_FAULT)? */
+static bool wants_write(const struct walk *w, unsigned long i)
+{
+	return (request(w, i) & REQ_MASK) == REQ_MASK;
+}
+
+/*
+ * After a fork, no page of a private mapping is known to be writable but
+ * one this walk write-faulted: fork() write-protected them all, and a
+ * page the child no longer maps is still write-protected (and copied on
+ * the CPU's next write if anything else holds a reference to it), which
+ * neither snapshot can tell. A fork after the write fault opens a
+ * PROTECTION window over the mapping, a collision.
+ */
+static void forked_no_write(struct walk *w, const struct uhmm_vma *vma,
+			    unsigned long start, unsigned long end)
+{
+	uint64_t *p = w->range->pfns;
+	unsigned long first = page_index(w, start), last = page_index(w, end);
+
+	if (!w->forked || vma->shared)
+		return;
+	for (unsigned long i = first; i < last; i++)
+		if (!w->write_faulted || !wants_write(w, i))
+			p[i] &= ~UHMM_PFN_WRITE;
+}
+
 static int snapshot(struct walk *w, const struct uhmm_vma *vma,
 		    unsigned long start, unsigned long end)
 {
-	int ret;
+	int ret = 0;
 
 	if (w->scan) {
 		ret = snapshot_scan(w, vma, start, end);
@@ -227,27 +273,35 @@ static int snapshot(struct walk *w, const struct uhmm_vma *vma,
 			return ret;
 	}
 	if (!w->scan)
-		return snapshot_pagemap(w, vma, start, end, true);
-	/* The exclusive bit and PFNs are only in pagemap. */
-	if ((w->exact_cow && !vma->shared) ||
-	    (w->range->flags & UHMM_RANGE_PFN))
-		return snapshot_pagemap(w, vma, start, end, false);
+		ret = snapshot_pagemap(w, vma, start, end, true);
+	else if (w->range->flags & UHMM_RANGE_PFN)	/* only in pagemap */
+		ret = snapshot_pagemap(w, vma, start, end, false);
+	if (ret)
+		return ret;
+	forked_no_write(w, vma, start, end);
 	return 0;
 }
 
-/* Does page i's state meet its request? */
-static bool satisfied(const struct walk *w, unsigned long i)
+/*
+ * Must page i be faulted in? Until this walk write-faulted the mapping's
+ * pages, every one that requests a write must be, whatever the snapshot
+ * says (see the top of the file); after that, and for the others, those
+ * whose snapshot does not meet their request.
+ */
+static bool needs_fault(const struct walk *w, unsigned long i)
 {
 	uint64_t req = request(w, i), out = w->range->pfns[i];
 
 	if (!(req & UHMM_PFN_REQ_FAULT))
+		return false;
+	if (!w->write_faulted && wants_write(w, i))
 		return true;
 	if (!(out & UHMM_PFN_VALID))
-		return false;
-	return !(req & UHMM_PFN_REQ_WRITE) || (out & UHMM_PFN_WRITE);
+		return true;
+	return (req & UHMM_PFN_REQ_WRITE) && !(out & UHMM_PFN_WRITE);
 }
 
-/* Fault in every run of unsatisfied pages; the number of pages faulted. */
+/* Fault in every run of pages that need it; the number of pages faulted. */
 static long fault_runs(struct walk *w, unsigned long start, unsigned long end)
 {
 	unsigned long first = page_index(w, start), last = page_index(w, end);
@@ -258,13 +312,13 @@ static long fault_runs(struct walk *w, unsigned long start, unsigned long end)
 		bool write;
 		int ret;
 
-		if (satisfied(w, i)) {
+		if (!needs_fault(w, i)) {
 			i++;
 			continue;
 		}
-		write = request(w, i) & UHMM_PFN_REQ_WRITE;
-		for (j = i + 1; j < last && !satisfied(w, j) &&
-				!!(request(w, j) & UHMM_PFN_REQ_WRITE) == write;
+		write = wants_write(w, i);
+		for (j = i + 1; j < last && needs_fault(w, j) &&
+				wants_write(w, j) == write;
 		     j++)
 			;
 		ret = uhmm_prim_populate(w->range->start + (i << w->page_shift),
@@ -320,12 +374,19 @@ static int walk_mapping(struct walk *w, const struct uhmm_vma *vma,
 	    !(vma->prot & PROT_WRITE))
 		return -EPERM;
 
-	ret = snapshot(w, vma, start, end);
-	if (ret || !(req & UHMM_PFN_REQ_FAULT))
-		return ret;
+	w->write_faulted = false;
+	/* When every page requests a write, all are write-faulted whatever
+	 * a snapshot says: skip it. */
+	if (w->req || (req & REQ_MASK) != REQ_MASK) {
+		ret = snapshot(w, vma, start, end);
+		if (ret || !(req & UHMM_PFN_REQ_FAULT))
+			return ret;
+	}
 	/* Until a snapshot meets every request: a page can be reclaimed
-	 * between being faulted in and being looked at. */
+	 * between being faulted in and being looked at. The first round
+	 * write-faulted every page that requests a write. */
 	while ((faulted = fault_runs(w, start, end)) > 0) {
+		w->write_faulted = true;
 		ret = snapshot(w, vma, start, end);
 		if (ret)
 			return ret;
@@ -393,7 +454,7 @@ static int range_fault_until(struct uhmm_range *range,
 	struct walk w = {
 		.range = range,
 		.page_size = (unsigned long)sysconf(_SC_PAGESIZE),
-		.exact_cow = __atomic_load_n(&uhmm_forks, __ATOMIC_RELAXED) != 0,
+		.forked = __atomic_load_n(&uhmm_forks, __ATOMIC_RELAXED) != 0,
 		.scan = uhmm_option(UHMM_OPT_PAGEMAP_SCAN) != 0,
 	};
 	struct uhmm_mm *mm;
