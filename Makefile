@@ -1,13 +1,16 @@
 # Entry points; CMake does the building. See README.md.
 #   make run     build (Release) and run the main job: uhmm probe
-#   make check   build and run the whole test suite: Release, then
-#                ASan+UBSan (Debug build) and TSan (all but the fork tests)
+#   make check   build and run the whole test suite: Release (with the
+#                spin model and a short stress run), ASan+UBSan (Debug
+#                build), TSan (all but the fork tests), then the fuzzers
+#                (clang, a bounded run each)
 #   make bench   build (Release) and run the benchmarks
 JOBS ?= $(shell nproc)
 # Long tests run a shorter pass under the sanitizers (they say so).
 SANITIZER_SCALE ?= 0.2
 
-.PHONY: all deps release run check check-release check-asan check-tsan bench clean
+.PHONY: all deps release run check check-release check-asan check-tsan check-fuzz \
+	bench clean
 
 all: release
 
@@ -21,7 +24,7 @@ release: deps
 run: release
 	build/release/uhmm probe
 
-check: check-release check-asan check-tsan
+check: check-release check-asan check-tsan check-fuzz
 
 check-release: release
 	cd build/release && ctest --output-on-failure -j $(JOBS)
@@ -29,12 +32,21 @@ check-release: release
 check-asan: deps
 	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=address -DUHMM_WERROR=ON >/dev/null
 	cmake --build build/asan -j $(JOBS)
-	cd build/asan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS)
+	cd build/asan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS) -LE model
 
 check-tsan: deps
 	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DUHMM_SANITIZE=thread -DUHMM_WERROR=ON >/dev/null
 	cmake --build build/tsan -j $(JOBS)
-	cd build/tsan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS) -LE fork
+	cd build/tsan && UHMM_TEST_SCALE=$(SANITIZER_SCALE) ctest --output-on-failure -j $(JOBS) -LE 'fork|model'
+
+# The fuzzers need clang (libFuzzer): their own build, only their targets.
+# FUZZ_SECONDS bounds each fuzzer's run (the regression inputs run first).
+FUZZ_SECONDS ?= 60
+check-fuzz: deps
+	CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DUHMM_FUZZ=ON \
+		-DUHMM_FUZZ_SECONDS=$(FUZZ_SECONDS) -DUHMM_WERROR=ON >/dev/null
+	cmake --build build/fuzz -j $(JOBS) --target fuzz-api fuzz-itree
+	cd build/fuzz && ctest --output-on-failure -L fuzz
 
 bench: release
 	@for b in build/release/bench-*; do echo "== $$b"; $$b || exit 1; done

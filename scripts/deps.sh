@@ -5,8 +5,10 @@ set -eu
 
 # Debian packages the build, tests and benchmarks need beyond gcc/make/cmake.
 # liburing-dev: the io_uring device; libucx-dev: the peer that bench/rcache.c
-# compares against.
-PACKAGES="cmake gcc make binutils liburing-dev libucx-dev"
+# compares against; spin: the protocol model (models/); clang and
+# libclang-rt-14-dev (libFuzzer): the fuzzers (fuzz/).
+PACKAGES="cmake gcc make binutils liburing-dev libucx-dev spin clang
+libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
