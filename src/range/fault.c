@@ -64,7 +64,7 @@
 #define PAGEMAP_CHUNK 1024
 #define UNWATCHED_TRIES 8	/* walks that found a new mapping, then -EBUSY */
 
-struct walk {
+struct fault_walk {
 	struct uhmm_range *range;
 	unsigned long page_size;
 	unsigned int page_shift;
@@ -78,18 +78,18 @@ struct walk {
 	bool unwatched;		/* a present page of an unregistered mapping */
 };
 
-static unsigned long page_index(const struct walk *w, unsigned long addr)
+static unsigned long page_index(const struct fault_walk *w, unsigned long addr)
 {
 	return (addr - w->range->start) >> w->page_shift;
 }
 
-static uint64_t request(const struct walk *w, unsigned long i)
+static uint64_t request(const struct fault_walk *w, unsigned long i)
 {
 	return w->req ? (uint64_t)w->req[i] << 56 : w->range->default_flags;
 }
 
-static unsigned int order_of(const struct walk *w, const struct uhmm_vma *vma,
-			     bool huge)
+static unsigned int order_of(const struct fault_walk *w,
+			     const struct uhmm_vma *vma, bool huge)
 {
 	unsigned int order = 0;
 
@@ -107,7 +107,8 @@ static unsigned int order_of(const struct walk *w, const struct uhmm_vma *vma,
  * private memory, a file page is one not yet copied on write, and the zero
  * page is never writable.
  */
-static uint64_t present_flags(const struct walk *w, const struct uhmm_vma *vma,
+static uint64_t present_flags(const struct fault_walk *w,
+			      const struct uhmm_vma *vma,
 			      unsigned long long cat)
 {
 	uint64_t flags = UHMM_PFN_VALID;
@@ -119,7 +120,7 @@ static uint64_t present_flags(const struct walk *w, const struct uhmm_vma *vma,
 			<< UHMM_PFN_ORDER_SHIFT);
 }
 
-static void fill(struct walk *w, unsigned long start, unsigned long end,
+static void fill(struct fault_walk *w, unsigned long start, unsigned long end,
 		 uint64_t flags)
 {
 	uint64_t *p = w->range->pfns;
@@ -145,7 +146,7 @@ static void fill(struct walk *w, unsigned long start, unsigned long end,
  * that found it: -EAGAIN, and uhmm_range_fault() arms and walks again.
  * Pages not present give no translation, so need no check.
  */
-static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
+static int snapshot_scan(struct fault_walk *w, const struct uhmm_vma *vma,
 			 unsigned long start, unsigned long end)
 {
 	unsigned long long mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO |
@@ -195,7 +196,7 @@ static int snapshot_scan(struct walk *w, const struct uhmm_vma *vma,
  * PAGEMAP_SCAN the zero page cannot be told from a shared page, and
  * either way it is not mapped exclusively: no WRITE.
  */
-static int snapshot_pagemap(struct walk *w, const struct uhmm_vma *vma,
+static int snapshot_pagemap(struct fault_walk *w, const struct uhmm_vma *vma,
 			    unsigned long start, unsigned long end, bool fresh)
 {
 	unsigned long long pm[PAGEMAP_CHUNK];
@@ -234,7 +235,7 @@ static int snapshot_pagemap(struct walk *w, const struct uhmm_vma *vma,
 }
 
 /* Does page i request a write fault (REQ_WRITE counts only with REQ_FAULT)? */
-static bool wants_write(const struct walk *w, unsigned long i)
+static bool wants_write(const struct fault_walk *w, unsigned long i)
 {
 	return (request(w, i) & REQ_MASK) == REQ_MASK;
 }
@@ -247,7 +248,7 @@ static bool wants_write(const struct walk *w, unsigned long i)
  * neither snapshot can tell. A fork after the write fault opens a
  * PROTECTION window over the mapping, a collision.
  */
-static void forked_no_write(struct walk *w, const struct uhmm_vma *vma,
+static void forked_no_write(struct fault_walk *w, const struct uhmm_vma *vma,
 			    unsigned long start, unsigned long end)
 {
 	uint64_t *p = w->range->pfns;
@@ -260,7 +261,7 @@ static void forked_no_write(struct walk *w, const struct uhmm_vma *vma,
 			p[i] &= ~UHMM_PFN_WRITE;
 }
 
-static int snapshot(struct walk *w, const struct uhmm_vma *vma,
+static int snapshot(struct fault_walk *w, const struct uhmm_vma *vma,
 		    unsigned long start, unsigned long end)
 {
 	int ret = 0;
@@ -288,7 +289,7 @@ static int snapshot(struct walk *w, const struct uhmm_vma *vma,
  * says (see the top of the file); after that, and for the others, those
  * whose snapshot does not meet their request.
  */
-static bool needs_fault(const struct walk *w, unsigned long i)
+static bool needs_fault(const struct fault_walk *w, unsigned long i)
 {
 	uint64_t req = request(w, i), out = w->range->pfns[i];
 
@@ -302,7 +303,8 @@ static bool needs_fault(const struct walk *w, unsigned long i)
 }
 
 /* Fault in every run of pages that need it; the number of pages faulted. */
-static long fault_runs(struct walk *w, unsigned long start, unsigned long end)
+static long fault_runs(struct fault_walk *w, unsigned long start,
+		       unsigned long end)
 {
 	unsigned long first = page_index(w, start), last = page_index(w, end);
 	long faulted = 0;
@@ -332,7 +334,7 @@ static long fault_runs(struct walk *w, unsigned long start, unsigned long end)
 }
 
 /* What a request of the pages in [start, end) asks of a mapping. */
-static uint64_t requests_in(const struct walk *w, unsigned long start,
+static uint64_t requests_in(const struct fault_walk *w, unsigned long start,
 			    unsigned long end)
 {
 	uint64_t any = 0;
@@ -352,7 +354,7 @@ static uint64_t requests_in(const struct walk *w, unsigned long start,
 }
 
 /* [start, end) lies in no mapping, or in one that cannot be read. */
-static int walk_unreadable(struct walk *w, unsigned long start,
+static int walk_unreadable(struct fault_walk *w, unsigned long start,
 			   unsigned long end)
 {
 	if (requests_in(w, start, end) & UHMM_PFN_REQ_FAULT)
@@ -361,7 +363,7 @@ static int walk_unreadable(struct walk *w, unsigned long start,
 	return 0;
 }
 
-static int walk_mapping(struct walk *w, const struct uhmm_vma *vma,
+static int walk_mapping(struct fault_walk *w, const struct uhmm_vma *vma,
 			unsigned long start, unsigned long end)
 {
 	uint64_t req = requests_in(w, start, end);
@@ -396,7 +398,7 @@ static int walk_mapping(struct walk *w, const struct uhmm_vma *vma,
 	return (int)faulted;
 }
 
-static int walk(struct walk *w)
+static int walk_mappings(struct fault_walk *w)
 {
 	unsigned long addr = w->range->start, end = w->range->end;
 
@@ -451,7 +453,7 @@ static int collided(struct uhmm_range *r, unsigned long long deadline_ns)
 static int range_fault_until(struct uhmm_range *range,
 			     unsigned long long deadline_ns)
 {
-	struct walk w = {
+	struct fault_walk w = {
 		.range = range,
 		.page_size = (unsigned long)sysconf(_SC_PAGESIZE),
 		.forked = __atomic_load_n(&uhmm_forks, __ATOMIC_RELAXED) != 0,
@@ -505,7 +507,7 @@ static int range_fault_until(struct uhmm_range *range,
 			   UHMM_SOURCE_WATCHES_UFFD_WP) &&
 			  __atomic_load_n(&mm->users, __ATOMIC_ACQUIRE) > 0;
 		w.unwatched = false;
-		ret = walk(&w);
+		ret = walk_mappings(&w);
 		if (!w.unwatched)
 			break;
 		if (tries == UNWATCHED_TRIES) {
