@@ -702,7 +702,7 @@ UHMM_API int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 /*
  * uhmm_rcache_destroy - deregister every region and free the cache.
  * Returns 0, or -EINVAL (rc is NULL), -EBUSY (a region is still held:
- * nothing was freed).
+ * nothing was freed), -EDEADLK (called from an invalidate callback).
  */
 UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
 
@@ -723,6 +723,9 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  *   -EINVAL      rc, addr or regionp is NULL, len is 0 or wraps, access
  *                is 0 or has unknown bits
  *   -ENOMEM      out of memory
+ *   -EDEADLK     a miss from an invalidate callback (of any mm): a miss
+ *                may remove notifiers, which a callback cannot; a hit
+ *                works
  *   -EFAULT      the range has a hole that ops->reg registered anyway, 16
  *                times in a row, each time with a new mapping appearing
  *                in it (a device that does not pin what it registers)

@@ -665,6 +665,10 @@ int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 		return 0;
 	}
 
+	/* A miss may retire or evict a region, which removes its notifier:
+	 * a callback cannot (uhmm_interval_notifier_remove()'s -EDEADLK). */
+	if (uhmm_in_callback())
+		return -EDEADLK;
 	start &= rc->page_mask;
 	end = (end + ~rc->page_mask) & rc->page_mask;
 	uhmm_mutex_lock(&rc->lock);
@@ -744,6 +748,8 @@ int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 
 	if (!rc)
 		return -EINVAL;
+	if (uhmm_in_callback())
+		return -EDEADLK;	/* it removes notifiers */
 	uhmm_mutex_lock(&rc->lock);
 	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
 	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
