@@ -2059,25 +2059,28 @@ static void reap_children(bool all)
 	}
 }
 
-/* Has the child not run at all yet (no fault, no CPU time)? */
-static bool child_never_ran(pid_t pid)
+/* The child's progress so far: faults plus CPU ticks (0 if unknown);
+ * *runnable: it waits for a CPU (state R). */
+static unsigned long child_progress(pid_t pid, bool *runnable)
 {
-	char path[64], buf[1024], *p;
-	unsigned long minflt = 1, utime = 1, stime = 1;
+	char path[64], buf[1024], *p, state = '?';
+	unsigned long minflt = 0, utime = 0, stime = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	if (!(f = fopen(path, "r")))
-		return false;
+		return 0;
 	p = fgets(buf, sizeof(buf), f);
 	fclose(f);
 	/* After the command name: state ppid pgrp session tty tpgid flags
 	 * minflt cminflt majflt cmajflt utime stime */
+	*runnable = false;
 	if (!p || !(p = strrchr(buf, ')')) ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %*u %*u %lu %lu",
-		   &minflt, &utime, &stime) != 3)
-		return false;
-	return minflt == 0 && utime == 0 && stime == 0;
+	    sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %lu %*u %*u %*u %lu %lu",
+		   &state, &minflt, &utime, &stime) != 4)
+		return 0;
+	*runnable = state == 'R';
+	return minflt + utime + stime;
 }
 
 static void op_fork(void)
@@ -2132,11 +2135,19 @@ static void op_fork(void)
 	/* Bounded: a child that hangs is a failure, not a hang. The
 	 * child writes its verdict just before _exit(). */
 	pf = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
-	/* A child not scheduled even once in 20 s was seen on a loaded
-	 * machine: wait on for that one (libFuzzer's -timeout bounds it). */
-	while (poll(&pf, 1, 20000) == 0 && child_never_ran(pid))
-		fprintf(stderr, "fuzz-api: fork child %d not scheduled in 20 s; "
-			"waiting\n", (int)pid);
+	/* On a loaded machine a child was seen to wait 20 s and more to
+	 * be scheduled: wait while it makes progress (libFuzzer's -timeout
+	 * bounds that), call it hung after 20 s without any. */
+	for (unsigned long last = 0, still = 0; still < 4;) {
+		unsigned long now;
+		bool runnable;
+
+		if (poll(&pf, 1, 5000))
+			break;
+		now = child_progress(pid, &runnable);
+		still = now == last && !runnable ? still + 1 : 0;
+		last = now;
+	}
 	if (pf.revents && read(pipefd[0], &verdict, 1) != 1) {
 		/* Died without a verdict: its failure is printed above. */
 		waitpid(pid, &status, 0);
@@ -2166,6 +2177,7 @@ static void op_fork(void)
 		FAIL("the fork child hung (20 s) before its verdict");
 	}
 	close(pipefd[0]);
+	TRACE("fork: child %d verdict %d\n", (int)pid, verdict);
 	if (verdict)
 		FAIL("the fork child failed");
 	exiting[nexiting++] = pid;

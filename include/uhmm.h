@@ -723,9 +723,9 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  *   -EINVAL      rc, addr or regionp is NULL, len is 0 or wraps, access
  *                is 0 or has unknown bits
  *   -ENOMEM      out of memory
- *   -EDEADLK     a miss from an invalidate callback (of any mm): a miss
- *                may remove notifiers, which a callback cannot; a hit
- *                works
+ *   -EDEADLK     from an invalidate callback (of any mm), a get that
+ *                this thread's recently used regions do not serve: the
+ *                slow path may remove notifiers, which a callback cannot
  *   -EFAULT      the range has a hole that ops->reg registered anyway, 16
  *                times in a row, each time with a new mapping appearing
  *                in it (a device that does not pin what it registers)

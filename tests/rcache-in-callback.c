@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A registration cache used from an invalidate callback (of another mm's
- * subscription): a hit works; a miss and destroy, which may remove
- * notifiers, are refused with -EDEADLK and leave the cache intact. Before
+ * subscription): a hit on a region this thread used recently works; a
+ * miss and destroy, which may remove notifiers, are refused with -EDEADLK
+ * and leave the cache intact. Before
  * the refusal, a miss there that evicted ignored remove's -EDEADLK and
  * reused the region with its notifier still in the tree (found by
  * fuzz/api.c: an endless loop in the tree).
