@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "core/internal.h"
 #include "source/source.h"
@@ -149,6 +150,23 @@ static inline struct uhmm_mm *t_open_any(void)
 static inline unsigned long t_events(struct uhmm_mm *mm)
 {
 	return __atomic_load_n(&uffd_of(mm->source)->events, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * fork(); the child exits at once, the parent reaps it. A process whose
+ * mm is monitored calls uhmm_mm_sync() first: GCC 12's ASan allocator is
+ * not fork-safe while uhmm's threads allocate.
+ */
+static inline void t_fork_exit_reap(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	REQUIRE(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 /* n pages of private anonymous memory, touched. */

@@ -14,7 +14,6 @@
  * with UHMM_MM_NO_MONITOR; an mm whose last user closed hears nothing;
  * and every live mm of the process is told, not just one.
  */
-#include <sys/wait.h>
 
 #include "mirror.h"
 
@@ -125,18 +124,6 @@ static void check_untouched(const char *what, struct fmirror *f,
 		CHECK(m_pte(&f->m, i).write);
 }
 
-static void do_fork(void)
-{
-	int status;
-	pid_t pid = fork();
-
-	REQUIRE(pid >= 0);
-	if (pid == 0)
-		_exit(0);
-	REQUIRE(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 /* uhmm's threads idle before fork(): GCC 12's ASan allocator is not
  * fork-safe while another thread allocates. */
 static void quiesce(struct uhmm_mm *mm)
@@ -167,7 +154,7 @@ static void one_mm(struct uhmm_mm *mm, const char *what)
 	seq_s = commit_write(&s);
 
 	quiesce(mm);
-	do_fork();
+	t_fork_exit_reap();
 
 	check_protected(what, &p, seq_p);
 	check_untouched(what, &s, seq_s);
@@ -184,7 +171,7 @@ static void one_mm(struct uhmm_mm *mm, const char *what)
 	/* A second fork() tells it again. */
 	seq_p = commit_write(&p);
 	quiesce(mm);
-	do_fork();
+	t_fork_exit_reap();
 	check_protected(what, &p, seq_p);
 	check_untouched(what, &s, seq_s);
 
@@ -220,7 +207,7 @@ static void several_mms(struct uhmm_mm *monitored)
 
 	if (monitored)
 		quiesce(monitored);
-	do_fork();
+	t_fork_exit_reap();
 
 	check_protected("explicit mm beside another", &a, seq_a);
 	if (monitored)
