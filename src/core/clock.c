@@ -14,12 +14,18 @@ void uhmm_clock_init(struct uhmm_event_clock *c)
 	uhmm_cond_init_monotonic(&c->done_cond);
 }
 
+void uhmm_clock_done_locked(struct uhmm_event_clock *c, unsigned long t)
+{
+	uhmm_lock_assert_held(&c->done_lock);
+	__atomic_store_n(&c->done_ticket, t, __ATOMIC_RELEASE);
+}
+
 void uhmm_clock_done(struct uhmm_event_clock *c, unsigned long t)
 {
 	uhmm_mutex_lock(&c->done_lock);
-	__atomic_store_n(&c->done_ticket, t, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&c->done_cond);
+	uhmm_clock_done_locked(c, t);
 	uhmm_mutex_unlock(&c->done_lock);
+	pthread_cond_broadcast(&c->done_cond);
 }
 
 void uhmm_clock_set_dispatcher(const struct uhmm_event_clock *c)

@@ -66,6 +66,9 @@ static inline unsigned long uhmm_clock_read_start(struct uhmm_event_clock *c)
 
 /* The dispatcher, once every window of read t (and before) is done. */
 void uhmm_clock_done(struct uhmm_event_clock *c, unsigned long t);
+/* The same under done_lock, for a source that publishes more with it;
+ * the caller broadcasts done_cond after unlocking. */
+void uhmm_clock_done_locked(struct uhmm_event_clock *c, unsigned long t);
 
 /* This thread dispatches c's reads: it never waits for them (it would
  * wait for itself). */

@@ -209,7 +209,8 @@ static void protect_prepare(struct uhmm_mm *mms)
 		/*
 		 * No memory even for this: a window over everything on every
 		 * mm, recorded in static memory. Past FORK_RESERVE mms, wait
-		 * for memory rather than miss a window.
+		 * for memory rather than miss a window (plain calloc(): the
+		 * test hook of core/alloc.h would make this wait forever).
 		 */
 		if (n <= FORK_RESERVE) {
 			fmms = reserve;

@@ -640,11 +640,11 @@ static void publish(struct uffd_source *src, const struct uhmm_batch *b)
 {
 	struct uhmm_event_clock *clock = &src->base.clock;
 
+	uhmm_mutex_lock(&clock->done_lock);
 	if (b) {
-		uhmm_clock_done(clock, b->ticket);
+		uhmm_clock_done_locked(clock, b->ticket);
 		src->sync_pending = b->sync_seen;
 	}
-	uhmm_mutex_lock(&clock->done_lock);
 	if (!src->removes)
 		src->sync_done = src->sync_pending;
 	uhmm_mutex_unlock(&clock->done_lock);
