@@ -781,7 +781,11 @@ static void op_mm_open(void)
 		       uhmm_mm_open(NULL, k & 8 ? UHMM_MM_NO_MONITOR : 0),
 		       -EINVAL);
 		EXPECT("uhmm_mm_open(bad flags)",
-		       uhmm_mm_open(&mm, (1u << (1 + u8() % 31)) |
+		       uhmm_mm_open(&mm, (1u << (3 + u8() % 29)) |
+					 (k & 8 ? UHMM_MM_NO_MONITOR : 0)),
+		       -EINVAL);
+		EXPECT("uhmm_mm_open(STRICT | RELAXED)",
+		       uhmm_mm_open(&mm, UHMM_MM_STRICT | UHMM_MM_RELAXED |
 					 (k & 8 ? UHMM_MM_NO_MONITOR : 0)),
 		       -EINVAL);
 		return;
@@ -789,9 +793,12 @@ static void op_mm_open(void)
 	if (mms[i].mm)
 		return;
 	flags = (k & 0x10) ? UHMM_MM_NO_MONITOR : 0;
+	/* Strictness: the environment's (strict), or either flag. */
+	flags |= (k & 0x60) == 0x20 ? UHMM_MM_STRICT
+		 : (k & 0x60) == 0x40 ? UHMM_MM_RELAXED : 0;
 	ret = uhmm_mm_open(&mm, flags);
 	TRACE("open mm%d flags %u: %d\n", i, flags, ret);
-	if (flags)
+	if (flags & UHMM_MM_NO_MONITOR)
 		EXPECT("uhmm_mm_open(NO_MONITOR)", ret, 0, -ENOMEM);
 	else
 		EXPECT("uhmm_mm_open(0)", ret, 0, -ENOMEM, -EPERM, -ENOSYS,
@@ -800,7 +807,7 @@ static void op_mm_open(void)
 		return;
 	memset(&mms[i], 0, sizeof(mms[i]));
 	mms[i].mm = mm;
-	mms[i].monitored = !flags;
+	mms[i].monitored = !(flags & UHMM_MM_NO_MONITOR);
 	mms[i].users = 1;
 	/* Nothing changed before it existed counts as unreported. */
 	memcpy(mms[i].reported, gen, sizeof(gen));
@@ -2261,13 +2268,17 @@ static void op_rc_create(void)
 	uint8_t k = u8();
 	int c = k % NRC, i = u8() % NMM, ret;
 	struct frc *f = &rcs[c];
-	struct uhmm_rcache_config cfg;
+	struct uhmm_rcache_config cfg = { 0 };
 	struct uhmm_rcache *rc;
 
 	cfg.max_regions = u8() % 6;
 	cfg.max_bytes = (unsigned long)(u8() % 8) * P;
+	/* Strictness: the mm's, or either flag. */
+	cfg.flags = (k & 0x30) == 0x10 ? UHMM_RCACHE_STRICT
+		    : (k & 0x30) == 0x20 ? UHMM_RCACHE_RELAXED : 0;
 	if (k & 0x80) {
 		struct uhmm_mm *mm = mm_alive(i) ? mms[i].mm : NULL;
+		struct uhmm_rcache_config bad = cfg;
 
 		EXPECT("rcache_create(NULL rcp)",
 		       uhmm_rcache_create(NULL, mm, &dev_ops, f, &cfg), -EINVAL);
@@ -2284,6 +2295,14 @@ static void op_rc_create(void)
 			EXPECT("rcache_create(no dereg)",
 			       uhmm_rcache_create(&rc, mm, &dev_ops_nodereg, f,
 						  &cfg), -EINVAL);
+			bad.flags = 1u << (2 + u8() % 30);
+			EXPECT("rcache_create(bad flags)",
+			       uhmm_rcache_create(&rc, mm, &dev_ops, f, &bad),
+			       -EINVAL);
+			bad.flags = UHMM_RCACHE_STRICT | UHMM_RCACHE_RELAXED;
+			EXPECT("rcache_create(STRICT | RELAXED)",
+			       uhmm_rcache_create(&rc, mm, &dev_ops, f, &bad),
+			       -EINVAL);
 		}
 		return;
 	}

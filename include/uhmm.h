@@ -75,6 +75,32 @@ struct uhmm_mm;
 #define UHMM_MM_NO_MONITOR (1u << 0)
 
 /*
+ * Strict mode: whether a lookup also waits for changes the kernel has
+ * begun but not yet reported.
+ *
+ * The kernel removes a mapping, lets go of the address space's lock and
+ * only then queues its UNMAP event: another thread's mmap() can get the
+ * address in between, and a lookup there must not find what was mapped
+ * before. In strict mode uhmm_interval_read_begin() (and so
+ * uhmm_range_fault()) and uhmm_rcache_get() first ask the kernel whether
+ * an event of uhmm's userfaultfd is in flight - one system call, about
+ * 250 ns, skipped while nothing is armed - and if one is, sleep until it
+ * has been read and dispatched. Without strict mode they wait only for
+ * events already read, which covers every change that returned before
+ * the lookup began, but not an address reused by another thread while
+ * the munmap() that released it was still running (README.md, "What uhmm
+ * guarantees").
+ *
+ * UHMM_MM_STRICT: strict mode for this mm, whatever the environment says.
+ * UHMM_MM_RELAXED: not strict for this mm (a cache may still ask for it).
+ * Neither: the environment variable UHMM_STRICT decides, 1 (strict) when
+ * unset. Both flags at once are -EINVAL. Meaningless, and accepted, with
+ * UHMM_MM_NO_MONITOR.
+ */
+#define UHMM_MM_STRICT (1u << 1)
+#define UHMM_MM_RELAXED (1u << 2)
+
+/*
  * uhmm_mm_open - open the calling process's address space.
  *
  * Every open returns a new struct uhmm_mm holding one user reference.
@@ -126,8 +152,13 @@ struct uhmm_mm;
  *                open with UHMM_MM_NO_MONITOR and report changes yourself
  *   -ENOSYS      the kernel has no userfaultfd; likewise
  *   -EOPNOTSUPP  the kernel lacks a needed userfaultfd feature (asynchronous
- *                write protection, Linux 6.7); likewise
- *   -EAGAIN      the event threads could not be created
+ *                write protection, Linux 6.7); likewise. Or strict mode
+ *                was asked for, and the kernel failed its self-test (run
+ *                once per process, at the first strict open: an UNMAP
+ *                event held unread must make the in-flight probe answer
+ *                yes); open with UHMM_MM_RELAXED, knowing what it costs
+ *   -EAGAIN      the event threads (or the thread of strict mode's
+ *                self-test) could not be created
  */
 UHMM_API int uhmm_mm_open(struct uhmm_mm **mmp, unsigned int flags);
 
@@ -406,7 +437,10 @@ UHMM_API int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub);
  * until that window closes. With the kernel event source it also waits
  * while events that the kernel has already handed to uhmm are still being
  * dispatched: once munmap() has returned in any thread, a read_begin that
- * starts afterwards sees its invalidation. sub must be inserted. On a
+ * starts afterwards sees its invalidation. In strict mode (UHMM_MM_STRICT)
+ * it first waits for the events in flight too, so that an munmap() still
+ * running is not missed either; not from a callback on uhmm's event
+ * dispatcher, which delivers them itself. sub must be inserted. On a
  * subscription inherited through fork() it delivers the child's
  * UHMM_EVENT_RELEASE (see uhmm_mm_open()) and never waits.
  */
@@ -417,7 +451,7 @@ uhmm_interval_read_begin(struct uhmm_interval_notifier *sub);
  * uhmm_interval_read_begin_timeout - uhmm_interval_read_begin(), waiting at
  * most timeout_ms milliseconds in all (0: no bound). On 0 *seq is set.
  * Returns 0, or -ETIMEDOUT (an invalidation window that hit sub, or the
- * dispatch of events already read, is still open), or -EINVAL (sub or
+ * dispatch of events already read or in flight, is still open), or -EINVAL (sub or
  * seq is NULL).
  */
 UHMM_API int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
@@ -601,10 +635,12 @@ UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
  * discard or an mmap(MAP_FIXED) over the buffer has returned in any
  * thread, a later get registers the new pages.
  *
- * Known limit: the kernel reports an munmap() only after it has released
- * the address, so a mapping another thread creates there before that
- * munmap() returned can be handed the old registration (README.md, "Known
- * limits"); uhmm_mm_invalidate() before munmap() closes the window.
+ * Address reuse: the kernel reports an munmap() only after it has
+ * released the address, so without strict mode a mapping another thread
+ * creates there before that munmap() returned can be handed the old
+ * registration. In strict mode (the default: UHMM_MM_STRICT,
+ * UHMM_RCACHE_STRICT) a get first waits for every change in flight, and
+ * never does (README.md, "What uhmm guarantees").
  *
  * Devices: the cache is for devices that pin what they register (io_uring
  * fixed buffers, RDMA memory regions, pinned GPU host buffers): ops->reg
@@ -672,7 +708,15 @@ struct uhmm_rcache_ops {
 struct uhmm_rcache_config {
 	size_t max_regions;	/* 0: UHMM_RCACHE_DEFAULT_REGIONS */
 	size_t max_bytes;	/* 0: UHMM_RCACHE_DEFAULT_BYTES */
+	unsigned int flags;	/* UHMM_RCACHE_* */
 };
+
+/*
+ * Strict mode for the cache's gets (see UHMM_MM_STRICT): STRICT or
+ * RELAXED whatever the mm is; neither, as the mm is.
+ */
+#define UHMM_RCACHE_STRICT (1u << 0)
+#define UHMM_RCACHE_RELAXED (1u << 1)
 
 #define UHMM_RCACHE_DEFAULT_REGIONS 4096
 #define UHMM_RCACHE_DEFAULT_BYTES (1UL << 30)
@@ -692,8 +736,11 @@ struct uhmm_rcache_stats {
 /*
  * uhmm_rcache_create - a cache over the device (ops, dev) for the address
  * space mm, which must stay open until destroy. cfg may be NULL.
- * Returns 0, or -EINVAL (NULL rcp, mm or ops, or an op missing), -ENOMEM,
- * -EAGAIN (the worker thread could not be started).
+ * Returns 0, or -EINVAL (NULL rcp, mm or ops, or an op missing, unknown
+ * cfg->flags, or both STRICT and RELAXED), -ENOMEM, -EAGAIN (the worker
+ * thread, or the thread of strict mode's self-test, could not be
+ * started), -EOPNOTSUPP (strict mode on a monitored mm, and the kernel
+ * failed its self-test: see uhmm_mm_open()).
  */
 UHMM_API int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 				const struct uhmm_rcache_ops *ops, void *dev,
@@ -713,7 +760,11 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  * if the memory changes meanwhile. A hit takes no lock shared by threads.
  * On a monitored mm, a get first waits for the dispatch of the events
  * already read (as uhmm_interval_read_begin() does): a change that
- * returned in any thread before the get is never missed.
+ * returned in any thread before the get is never missed. In strict mode
+ * it also waits for the events in flight: a change that has begun is not
+ * missed either (an address another thread just got from mmap()). From
+ * an invalidate callback on uhmm's event dispatcher it waits for neither
+ * (they are the dispatcher's own to deliver).
  * A miss registers a new region, after making room for it if a limit
  * would be exceeded (see "Limits" above): it may then call ops->dereg
  * itself, and so block as long as the device does. When every region is

@@ -26,7 +26,8 @@ static unsigned long P;
 static struct uhmm_rcache *cache(struct t_fdev *d, size_t regions,
 				 size_t bytes)
 {
-	struct uhmm_rcache_config cfg = { regions, bytes };
+	struct uhmm_rcache_config cfg = { .max_regions = regions,
+					  .max_bytes = bytes };
 	struct uhmm_rcache *rc;
 
 	t_fdev_init(d);

@@ -108,6 +108,7 @@ struct uhmm_rcache {
 	const struct uhmm_rcache_ops *ops;
 	void *dev;
 	size_t max_regions, max_bytes;
+	bool strict;			/* strict mode (uhmm.h) */
 	unsigned long page_mask;
 	unsigned long id;		/* names this cache in threads' caches */
 
@@ -655,8 +656,9 @@ int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 		return -EINVAL;
 	if (uhmm_mm_forked(rc->mm))
 		return -ECHILD;
-	/* Unmaps that returned before this get are dispatched first. */
-	uhmm_mm_wait_events(rc->mm, 0);
+	/* Unmaps that returned before this get are dispatched first, and in
+	 * strict mode those still running. */
+	uhmm_mm_wait_events(rc->mm, rc->strict, 0);
 
 	r = tls_lookup(rc, start, end, access);
 	if (r) {
@@ -711,16 +713,29 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 		       const struct uhmm_rcache_ops *ops, void *dev,
 		       const struct uhmm_rcache_config *cfg)
 {
+	const unsigned int strictness = UHMM_RCACHE_STRICT | UHMM_RCACHE_RELAXED;
+	unsigned int flags = cfg ? cfg->flags : 0;
 	struct uhmm_rcache *rc;
+	bool strict;
 	int ret;
 
-	if (!rcp || !mm || !ops || !ops->reg || !ops->dereg)
+	if (!rcp || !mm || !ops || !ops->reg || !ops->dereg ||
+	    (flags & ~strictness) || (flags & strictness) == strictness)
 		return -EINVAL;
+	strict = (flags & UHMM_RCACHE_STRICT) ||
+		 (!(flags & UHMM_RCACHE_RELAXED) && mm->strict);
+	/* A strict mm ran the self-test when it was opened. */
+	if (strict && !mm->strict) {
+		ret = uhmm_mm_strict_init(mm);
+		if (ret)
+			return ret;
+	}
 	rc = uhmm_aligned_alloc(CACHELINE, sizeof(*rc));
 	if (!rc)
 		return -ENOMEM;
 	memset(rc, 0, sizeof(*rc));
 	rc->mm = mm;
+	rc->strict = strict;
 	rc->ops = ops;
 	rc->dev = dev;
 	rc->max_regions = cfg && cfg->max_regions ? cfg->max_regions

@@ -55,6 +55,7 @@ struct uhmm_mm {
 	int users;		/* atomic */
 	long count;		/* atomic */
 	unsigned int flags;	/* UHMM_MM_*, fixed at open */
+	bool strict;		/* strict mode (uhmm.h), fixed at open */
 
 	/* The event source that feeds it, NULL with UHMM_MM_NO_MONITOR;
 	 * fixed at open. source_next is the source's to link its mms. */
@@ -219,16 +220,32 @@ static inline struct timespec uhmm_deadline_ts(unsigned long long deadline_ns)
  * The mm's event source, for range/ and cache/ (which know no source).
  *
  * Wait until the events the source read so far are dispatched (core/
- * source.h, the clock), or until deadline_ns (CLOCK_MONOTONIC, 0: none):
- * 0 or -ETIMEDOUT. Two loads when none is in flight; 0 at once for an
- * explicit mm.
+ * source.h, the clock) - and, if strict, first until none is in flight
+ * (uhmm_source_ops.settle) - or until deadline_ns (CLOCK_MONOTONIC, 0:
+ * none): 0 or -ETIMEDOUT. Two loads when none is in flight (and one probe
+ * if strict); 0 at once for an explicit mm.
  */
-static inline int uhmm_mm_wait_events(struct uhmm_mm *mm,
+static inline int uhmm_mm_wait_events(struct uhmm_mm *mm, bool strict,
 				      unsigned long long deadline_ns)
 {
-	return mm->source ? uhmm_clock_wait(&mm->source->clock, deadline_ns)
-			  : 0;
+	struct uhmm_source *src = mm->source;
+	int ret;
+
+	if (!src)
+		return 0;
+	if (strict && src->ops->settle) {
+		ret = src->ops->settle(src, deadline_ns);
+		if (ret)
+			return ret;
+	}
+	return uhmm_clock_wait(&src->clock, deadline_ns);
 }
+
+/*
+ * Make strict mode usable on mm: the source's self-test, once per process
+ * (uhmm_source_ops.strict_init). 0, -EOPNOTSUPP, -ENOMEM or -EAGAIN.
+ */
+int uhmm_mm_strict_init(struct uhmm_mm *mm);
 
 /* Watch what is now in [start, end) of sub's range (also mappings
  * created since): 0, or the source's arm error. 0 for an explicit mm. */

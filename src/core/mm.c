@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/internal.h"
+#include "core/options.h"
 #include "core/source.h"
 
 unsigned long uhmm_fork_gen;
@@ -137,7 +138,10 @@ int uhmm_mm_open_source(struct uhmm_mm **mmp, unsigned int flags,
 	struct uhmm_mm *mm;
 	int ret;
 
-	if (!mmp || (flags & ~UHMM_MM_NO_MONITOR))
+	const unsigned int strictness = UHMM_MM_STRICT | UHMM_MM_RELAXED;
+
+	if (!mmp || (flags & ~(UHMM_MM_NO_MONITOR | strictness)) ||
+	    (flags & strictness) == strictness)
 		return -EINVAL;
 
 	mm = uhmm_calloc(1, sizeof(*mm));
@@ -157,6 +161,8 @@ int uhmm_mm_open_source(struct uhmm_mm **mmp, unsigned int flags,
 	mm->users = 1;
 	mm->count = 1;
 	mm->flags = flags;
+	mm->strict = (flags & UHMM_MM_STRICT) ||
+		     (!(flags & UHMM_MM_RELAXED) && uhmm_option(UHMM_OPT_STRICT));
 
 	uhmm_mutex_lock(&all_lock);
 	mm->fork_gen = uhmm_fork_gen;
@@ -169,13 +175,24 @@ int uhmm_mm_open_source(struct uhmm_mm **mmp, unsigned int flags,
 
 	if (ops) {
 		ret = ops->attach(mm, &mm->source);
+		if (!ret && mm->strict)
+			ret = uhmm_mm_strict_init(mm);
 		if (ret) {
+			if (mm->source)
+				mm->source->ops->detach(mm->source, mm);
 			uhmm_mm_drop(mm);
 			return ret;
 		}
 	}
 	*mmp = mm;
 	return 0;
+}
+
+int uhmm_mm_strict_init(struct uhmm_mm *mm)
+{
+	struct uhmm_source *src = mm->source;
+
+	return src && src->ops->strict_init ? src->ops->strict_init(src) : 0;
 }
 
 void uhmm_mm_grab(struct uhmm_mm *mm)

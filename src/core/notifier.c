@@ -497,12 +497,12 @@ int uhmm_interval_read_begin_until(struct uhmm_interval_notifier *sub,
 	int ret = 0;
 
 	/* Events read but not yet dispatched count as not yet happened
-	 * (core/source.h, the clock); a fork child's copy is released and
-	 * never waits. */
+	 * (core/source.h, the clock), and in strict mode those in flight;
+	 * a fork child's copy is released and never waits. */
 	if (uhmm_mm_forked(mm))
 		uhmm_notifier_release_child(mm);
 	else
-		ret = uhmm_mm_wait_events(mm, deadline_ns);
+		ret = uhmm_mm_wait_events(mm, mm->strict, deadline_ns);
 	if (ret)
 		return ret;
 

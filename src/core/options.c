@@ -14,6 +14,7 @@ static const struct option_desc options[UHMM_OPT_COUNT] = {
 	[UHMM_OPT_PAGEMAP_SCAN] = { "UHMM_PAGEMAP_SCAN", 1, 0, 1 },
 	[UHMM_OPT_REMOVE_GRACE_US] = { "UHMM_REMOVE_GRACE_US", 100000, 0,
 				       10000000 },
+	[UHMM_OPT_STRICT] = { "UHMM_STRICT", 1, 0, 1 },
 };
 
 static long values[UHMM_OPT_COUNT];

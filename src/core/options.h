@@ -17,6 +17,9 @@ enum uhmm_option {
 	 * which its window closes even if the zap cannot be known to be over
 	 * (source/uffd.c, "Discards"); 0 closes it at dispatch. */
 	UHMM_OPT_REMOVE_GRACE_US,
+	/* Strict mode for mms opened with neither UHMM_MM_STRICT nor
+	 * UHMM_MM_RELAXED (uhmm.h). */
+	UHMM_OPT_STRICT,
 	UHMM_OPT_COUNT
 };
 

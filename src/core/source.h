@@ -143,6 +143,19 @@ struct uhmm_source_ops {
 	/* Wait until every change made before the call has been dispatched:
 	 * 0, or -EDEADLK from the source's own thread. */
 	int (*sync)(struct uhmm_source *src);
+	/*
+	 * Strict mode (uhmm.h, UHMM_MM_STRICT), before the clock wait: wait
+	 * until no change that began before the call is still unread - not
+	 * even one the kernel has not queued yet - or until deadline_ns
+	 * (0: none): 0 or -ETIMEDOUT. From the source's own dispatching
+	 * thread, 0 at once (as the clock). NULL: the source has nothing in
+	 * flight that it has not read.
+	 */
+	int (*settle)(struct uhmm_source *src, unsigned long long deadline_ns);
+	/* Check, once per process, that settle() works here: 0, or
+	 * -EOPNOTSUPP; -ENOMEM or -EAGAIN if it could not tell yet. NULL:
+	 * nothing to check. */
+	int (*strict_init)(struct uhmm_source *src);
 };
 
 /*

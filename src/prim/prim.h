@@ -49,6 +49,17 @@ int uhmm_prim_uffd_unregister(int fd, unsigned long start, unsigned long len);
  */
 int uhmm_prim_uffd_changing(int fd);
 
+/*
+ * Does uhmm_prim_uffd_changing() work here? Tried on a userfaultfd of its
+ * own with an UNMAP event held unread (a helper thread's munmap()): 0, or
+ * -EOPNOTSUPP if the probe did not answer no, yes, no before, while and
+ * after; or the error that kept it from trying (-EAGAIN: the helper could
+ * not be started, or sent nothing within 10 s). About 100 us.
+ */
+int uhmm_prim_uffd_changing_selftest(void);
+/* For the tests: the self-test's probe answers no from now on. */
+void uhmm_prim_uffd_changing_break(void);
+
 /* Read up to n events; -EAGAIN when there is none. */
 ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n);
 

@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -71,6 +74,94 @@ int uhmm_prim_uffd_changing(int fd)
 	if (errno == EAGAIN)
 		return 1;
 	return errno == EINVAL ? 0 : -errno;
+}
+
+/*
+ * The self-test of uhmm_prim_uffd_changing(): a page registered with a
+ * userfaultfd of its own, unmapped by a helper thread, which the kernel
+ * keeps waiting until the event is read. Before the munmap the probe must
+ * answer no; once the event is queued and unread, yes; once it is read
+ * and the helper has returned, no again. The helper holds no lock while
+ * it waits, and closing the fd releases it should the read never come.
+ */
+static bool selftest_broken;
+
+void uhmm_prim_uffd_changing_break(void)
+{
+	selftest_broken = true;
+}
+
+struct selftest_unmap {
+	void *page;
+	size_t len;
+};
+
+static void *selftest_unmap_main(void *arg)
+{
+	struct selftest_unmap *u = arg;
+
+	munmap(u->page, u->len);
+	return NULL;
+}
+
+static int selftest_probe(int fd)
+{
+	return selftest_broken ? 0 : uhmm_prim_uffd_changing(fd);
+}
+
+int uhmm_prim_uffd_changing_selftest(void)
+{
+	struct selftest_unmap u = { .len = (size_t)sysconf(_SC_PAGESIZE) };
+	int fd = -1, before, during, after, ready, ret;
+	struct uffd_msg msg;
+	sigset_t all, old;
+	pthread_t helper;
+
+	ret = uhmm_prim_uffd_open(&fd);
+	if (ret)
+		return ret;
+	u.page = mmap(NULL, u.len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (u.page == MAP_FAILED) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ret = uhmm_prim_uffd_register(fd, (unsigned long)u.page, u.len);
+	if (ret) {
+		munmap(u.page, u.len);
+		close(fd);
+		return ret;
+	}
+	before = selftest_probe(fd);
+	/* No signal handler of the application runs on the helper. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&helper, NULL, selftest_unmap_main, &u);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		munmap(u.page, u.len);
+		close(fd);
+		return ret;
+	}
+	/* Queued: the helper now waits for the read (10 s at most here). */
+	ready = uhmm_prim_wait2(fd, -1, 10 * 1000 * 1000);
+	if (ready > 0 && (ready & UHMM_PRIM_READABLE)) {
+		during = selftest_probe(fd);
+		if (uhmm_prim_uffd_read(fd, &msg, 1) == 1 &&
+		    msg.event == UFFD_EVENT_UNMAP) {
+			/* Back from munmap(): the count is down. */
+			pthread_join(helper, NULL);
+			after = selftest_probe(fd);
+			close(fd);
+			return before == 0 && during == 1 && after == 0
+				       ? 0
+				       : -EOPNOTSUPP;
+		}
+	}
+	close(fd);		/* releases the helper if it still waits */
+	pthread_join(helper, NULL);
+	/* Nothing to read in 10 s: the helper may not have run yet. */
+	return ready == 0 ? -EAGAIN : -EOPNOTSUPP;
 }
 
 ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n)

@@ -45,6 +45,7 @@ struct uhmm_batch {
 	struct uhmm_batch *next;
 	unsigned long ticket;
 	unsigned long sync_seen;	/* sync requests it answers */
+	unsigned long settle_seen;	/* settle requests it answers */
 	unsigned long long read_ns;	/* when it was read */
 	size_t n;
 	struct uffd_msg msgs[UHMM_BATCH_MSGS];
@@ -68,6 +69,14 @@ struct uffd_source {
 	/* [base.clock.done_lock] requests answered by a full pass; waited
 	 * on by uhmm_mm_sync(), with the clock's done_cond. */
 	unsigned long sync_done;
+
+	/* Strict mode (source_settle()): bumped by a lookup that found an
+	 * event in flight; answered, with the clock's done_cond, once the
+	 * reader saw none in flight after a read. */
+	unsigned long settle_requested;	/* atomic */
+	unsigned long settle_done;	/* [base.clock.done_lock] */
+	/* Subscriptions armed: none, nothing to probe for. Atomic. */
+	unsigned long narmed;
 
 	/* [dispatcher] REMOVE windows waiting for their zap. */
 	struct uhmm_remove_window *removes;
@@ -93,6 +102,8 @@ struct uffd_source {
 	unsigned long arm_errors;	/* re-arming after an event failed */
 	unsigned long removes_zapped;	/* REMOVE windows closed after the zap */
 	unsigned long removes_expired;	/* ... closed at the grace period */
+	unsigned long settles;		/* lookups that waited for the reader */
+	unsigned long probe_errors;	/* the reader's probe failed */
 };
 
 static inline struct uffd_source *uffd_of(struct uhmm_source *base)

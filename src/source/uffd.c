@@ -188,6 +188,7 @@ static void disarm_locked(struct uffd_source *src,
 		return;
 	uhmm_itree_remove(&src->arms, &arm_of(sub)->node);
 	arm_of(sub)->mm = NULL;
+	__atomic_fetch_sub(&src->narmed, 1, __ATOMIC_RELEASE);
 	disarm_vmas_locked(src, arm_of(sub)->node.start,
 			   arm_of(sub)->node.last);
 }
@@ -203,6 +204,8 @@ static int source_arm(struct uhmm_source *base, struct uhmm_mm *mm,
 	arm_of(sub)->node.last = sub->node.last;
 	uhmm_itree_insert(&src->arms, &arm_of(sub)->node);
 	arm_of(sub)->mm = mm;
+	/* Counted before anything is registered for it (source_settle()). */
+	__atomic_fetch_add(&src->narmed, 1, __ATOMIC_SEQ_CST);
 	ret = arm_vmas_locked(src, sub, sub->node.start, uhmm_sub_end(sub));
 	if (ret)
 		disarm_locked(src, sub);
@@ -634,8 +637,8 @@ static void stack_push(struct uhmm_batch **top, struct uhmm_batch *b)
 		;
 }
 
-/* Report batch b dispatched, and sync requests answered: those only once
- * no REMOVE window is open. */
+/* Report batch b dispatched, with the settle requests it answers, and
+ * sync requests answered: those only once no REMOVE window is open. */
 static void publish(struct uffd_source *src, const struct uhmm_batch *b)
 {
 	struct uhmm_event_clock *clock = &src->base.clock;
@@ -644,6 +647,7 @@ static void publish(struct uffd_source *src, const struct uhmm_batch *b)
 	if (b) {
 		uhmm_clock_done_locked(clock, b->ticket);
 		src->sync_pending = b->sync_seen;
+		src->settle_done = b->settle_seen;
 	}
 	if (!src->removes)
 		src->sync_done = src->sync_pending;
@@ -739,7 +743,17 @@ static struct uhmm_batch *batch_get(struct uffd_source *src)
  * UHMM_READER_SPIN_US before it sleeps: the next unmap of a burst then
  * finds the reader awake instead of paying a wake-up (bench/events.c has
  * the figures).
+ *
+ * Settle requests (strict mode, source_settle()) are answered by a batch
+ * after whose read the kernel had no event in flight: every change that
+ * had begun when they were made was read by then, in that batch or an
+ * earlier one, and is dispatched once the batch is. Until the probe says
+ * so the reader looks again every SETTLE_POLL_US: a change that has begun
+ * may not have queued its event yet, and one that was read counts until
+ * its thread has resumed, which sends nothing either.
  */
+#define SETTLE_POLL_US 10
+
 /* Model (models/notifier.pml): proctype uffd_reader. */
 static void *reader_main(void *arg)
 {
@@ -747,15 +761,20 @@ static void *reader_main(void *arg)
 	unsigned long long spin_ns =
 		(unsigned long long)uhmm_option(UHMM_OPT_READER_SPIN_US) * 1000;
 	unsigned long long spin_until = 0;
-	unsigned long sync_answered = 0;
+	unsigned long sync_answered = 0, settle_answered = 0;
+	bool settling = false;
 
+	uhmm_prim_set_timer_slack_ns(1000);
 	for (;;) {
-		unsigned long sync_seen;
+		unsigned long sync_seen, settle_seen;
 		struct uhmm_batch *b;
 		ssize_t n;
 		int ready;
 
-		if (spin_until) {
+		if (settling) {
+			ready = uhmm_prim_wait2(src->uffd, src->wake_fd,
+						SETTLE_POLL_US);
+		} else if (spin_until) {
 			ready = uhmm_prim_wait2(src->uffd, src->wake_fd, 0);
 			if (ready == 0) {
 				/* Yield: the unmapping thread may need this
@@ -778,6 +797,8 @@ static void *reader_main(void *arg)
 		b = batch_get(src);
 		sync_seen = __atomic_load_n(&src->sync_requested,
 					    __ATOMIC_ACQUIRE);
+		settle_seen = __atomic_load_n(&src->settle_requested,
+					      __ATOMIC_SEQ_CST);
 		b->ticket = uhmm_clock_read_start(&src->base.clock);
 
 		n = uhmm_prim_uffd_read(src->uffd, b->msgs, UHMM_BATCH_MSGS);
@@ -788,6 +809,21 @@ static void *reader_main(void *arg)
 		if (b->n < UHMM_BATCH_MSGS)
 			sync_answered = sync_seen;
 		b->sync_seen = sync_answered;
+		/* After the read: see above. An error cannot be waited out;
+		 * the self-test showed the probe works, so it is counted. */
+		settling = settle_seen != settle_answered;
+		if (settling) {
+			int changing = uhmm_prim_uffd_changing(src->uffd);
+
+			if (changing < 0)
+				__atomic_fetch_add(&src->probe_errors, 1,
+						   __ATOMIC_RELAXED);
+			if (changing <= 0) {
+				settle_answered = settle_seen;
+				settling = false;
+			}
+		}
+		b->settle_seen = settle_answered;
 
 		stack_push(&src->pending, b);
 		uhmm_prim_eventfd_signal(src->dispatch_fd);
@@ -814,6 +850,84 @@ static int source_sync(struct uhmm_source *base)
 				  &src->base.clock.done_lock);
 	uhmm_mutex_unlock(&src->base.clock.done_lock);
 	return 0;
+}
+
+/*
+ * Strict mode (uhmm.h, UHMM_MM_STRICT): is an event in flight? The probe
+ * is a system call (uhmm_prim_uffd_changing()); no lookup needs it while
+ * nothing is armed. If one is, the reader is asked to answer once none
+ * is, after a read (reader_main()), and the caller sleeps until the
+ * dispatcher has dispatched that read.
+ *
+ * The munmap() that released an address another thread got from mmap()
+ * counted its event in flight under the mmap write lock, before the
+ * mapping left the tree (mm/vma.c, do_vmi_align_munmap() ->
+ * userfaultfd_unmap_prep()), and the mmap() took that lock after it: a
+ * probe made after the mmap() sees the count, however late the event is
+ * queued.
+ */
+static int source_settle(struct uhmm_source *base,
+			 unsigned long long deadline_ns)
+{
+	struct uffd_source *src = uffd_of(base);
+	struct timespec ts = uhmm_deadline_ts(deadline_ns);
+	unsigned long ticket;
+	int ret = 0;
+
+	if (on_dispatcher ||
+	    !__atomic_load_n(&src->narmed, __ATOMIC_SEQ_CST))
+		return 0;
+	ret = uhmm_prim_uffd_changing(src->uffd);
+	if (!ret)
+		return 0;
+	UHMM_WARN_ON(ret < 0);	/* the self-test saw it work */
+	__atomic_fetch_add(&src->settles, 1, __ATOMIC_RELAXED);
+	ticket = __atomic_add_fetch(&src->settle_requested, 1,
+				    __ATOMIC_SEQ_CST);
+	uhmm_prim_eventfd_signal(src->wake_fd);
+
+	ret = 0;
+	uhmm_mutex_lock(&src->base.clock.done_lock);
+	while ((long)(src->settle_done - ticket) < 0) {
+		if (!deadline_ns) {
+			uhmm_cond_wait(&src->base.clock.done_cond,
+				       &src->base.clock.done_lock);
+		} else if (uhmm_cond_timedwait(&src->base.clock.done_cond,
+					       &src->base.clock.done_lock,
+					       &ts) == ETIMEDOUT) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	uhmm_mutex_unlock(&src->base.clock.done_lock);
+	return ret;
+}
+
+/*
+ * Strict mode rests on a kernel detail (the probe above), so it is tried
+ * once per process before the first strict mm or cache is used, and
+ * refused if it does not hold (uhmm_prim_uffd_changing_selftest()).
+ */
+static struct uhmm_mutex selftest_lock = UHMM_MUTEX_INIT;
+static int selftest_result = 1;	/* [selftest_lock] 1: not run yet */
+
+static int source_strict_init(struct uhmm_source *base)
+{
+	int ret;
+
+	(void)base;
+	uhmm_mutex_lock(&selftest_lock);
+	ret = selftest_result;
+	if (ret == 1) {
+		ret = uhmm_prim_uffd_changing_selftest();
+		/* A verdict is kept; -ENOMEM or -EAGAIN (no thread) is not. */
+		if (ret == 0 || ret == -EOPNOTSUPP)
+			selftest_result = ret;
+		else if (ret != -ENOMEM)
+			ret = -EAGAIN;
+	}
+	uhmm_mutex_unlock(&selftest_lock);
+	return ret;
 }
 
 /* ---- the process's source ---- */
@@ -947,6 +1061,8 @@ const struct uhmm_source_ops uhmm_uffd_source_ops = {
 	.check_armed = source_check_armed,
 	.disarm = source_disarm,
 	.sync = source_sync,
+	.settle = source_settle,
+	.strict_init = source_strict_init,
 };
 
 void uhmm_uffd_after_fork_child(void)
@@ -964,4 +1080,5 @@ void uhmm_uffd_after_fork_child(void)
 		the_source = NULL;
 	}
 	uhmm_mutex_init(&source_lock);
+	uhmm_mutex_init(&selftest_lock);
 }

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Address reuse: a thread's mmap() gets the address of a registered buffer
+ * that another thread is still unmapping, and reads into it through the
+ * cache with io_uring READ_FIXED.
+ *
+ * The kernel removes the mapping, lets go of mmap_lock and only then
+ * queues the UNMAP event and waits for it to be read: the mapper's mmap()
+ * can take the address in between. Without strict mode the get that
+ * follows finds the old region still valid and the read lands in the old
+ * pinned page, leaving the new page as it was (stale). In strict mode the
+ * get sees the event in flight and waits for it (uhmm.h, UHMM_MM_STRICT).
+ *
+ * Each iteration: map a page, read into it through the cache (a miss that
+ * registers it), let the unmapper unmap it - through libc's munmap() or a
+ * raw syscall(SYS_munmap), alternately - while this thread maps a page at
+ * that address (MAP_FIXED_NOREPLACE) as soon as it is free, then poisons
+ * the new page and reads into it through the cache: the page must hold
+ * the file's bytes. The
+ * relaxed cache shows the race is real here (it reports how many reads
+ * went stale, and how many reuses happened while the munmap() was still
+ * running); the strict cache must have none stale over 10^5 iterations
+ * (times UHMM_TEST_SCALE).
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+
+#define T_RC_URING
+#include "rcache.h"
+
+#define ITERS 100000		/* strict, at scale 1 */
+#define RELAXED_ITERS 20000	/* the demonstration */
+
+static struct {
+	char *target;		/* the unmapper's next page */
+	unsigned long go;	/* bumped by main: unmap target */
+	unsigned long done;	/* = go once munmap() returned */
+	bool stop;
+} u;
+
+static void *unmapper_main(void *arg)
+{
+	unsigned long seen = 0;
+
+	(void)arg;
+	for (;;) {
+		unsigned long go;
+
+		while ((go = __atomic_load_n(&u.go, __ATOMIC_ACQUIRE)) == seen)
+			sched_yield();
+		seen = go;
+		if (__atomic_load_n(&u.stop, __ATOMIC_ACQUIRE))
+			return NULL;
+		if (go % 2)
+			REQUIRE(munmap(u.target, t_page) == 0);
+		else
+			REQUIRE(syscall(SYS_munmap, u.target, t_page) == 0);
+		__atomic_store_n(&u.done, go, __ATOMIC_RELEASE);
+	}
+}
+
+struct result {
+	long iters, in_window, stale, errors;
+};
+
+static void run(struct uhmm_mm *mm, struct io_uring *ring,
+		struct uhmm_uring_dev *dev, int fd, unsigned int flags,
+		long iters, struct result *res)
+{
+	struct uhmm_rcache_config cfg = { .max_regions = 64, .flags = flags };
+	struct uhmm_rcache *rc;
+	pthread_t thread;
+
+	memset(res, 0, sizeof(*res));
+	REQUIRE(uhmm_rcache_create(&rc, mm, uhmm_uring_rcache_ops(), dev,
+				   &cfg) == 0);
+	u.stop = false;
+	u.go = u.done = 0;	/* the unmapper starts from go 0 */
+	REQUIRE(pthread_create(&thread, NULL, unmapper_main, NULL) == 0);
+	for (long i = 0; i < iters; i++) {
+		char *x = mmap(NULL, t_page, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		unsigned long go;
+		bool window;
+		void *p;
+		int ret;
+
+		REQUIRE(x != MAP_FAILED);
+		/* Registered (a miss), and cached. */
+		ret = uhmm_uring_read_fixed_sync(rc, ring, fd, x,
+						 (unsigned int)t_page, 0);
+		if (ret != (int)t_page) {
+			fprintf(stderr, "iteration %ld: read: %d\n", i, ret);
+			REQUIRE(0);
+		}
+		u.target = x;
+		go = __atomic_add_fetch(&u.go, 1, __ATOMIC_RELEASE);
+
+		/* Map at the address as soon as it is free; whether the
+		 * munmap() had returned by then is noted, not waited for. */
+		do {
+			p = mmap(x, t_page, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS |
+					 MAP_FIXED_NOREPLACE,
+				 -1, 0);
+			REQUIRE(p == x || (p == MAP_FAILED && errno == EEXIST));
+		} while (p != x);
+		window = __atomic_load_n(&u.done, __ATOMIC_ACQUIRE) != go;
+		res->in_window += window;
+		memset(p, 0xee, t_page);
+		ret = uhmm_uring_read_fixed_sync(rc, ring, fd, p,
+						 (unsigned int)t_page, 0);
+		if (ret != (int)t_page) {
+			if (res->errors++ < 5)
+				fprintf(stderr, "read: %d\n", ret);
+		} else if (!t_holds(p, 0, t_page, 1)) {
+			res->stale++;
+		}
+		REQUIRE(munmap(p, t_page) == 0);
+		while (__atomic_load_n(&u.done, __ATOMIC_ACQUIRE) != go)
+			sched_yield();
+	}
+	res->iters = iters;
+	u.stop = true;
+	__atomic_add_fetch(&u.go, 1, __ATOMIC_RELEASE);
+	REQUIRE(pthread_join(thread, NULL) == 0);
+	CHECK_EQ(uhmm_rcache_destroy(rc), 0);
+}
+
+static void report(const char *mode, const struct result *r)
+{
+	printf("%-8s %7ld iterations, %ld with the address reused while "
+	       "munmap() was still running: %ld stale reads, %ld errors\n",
+	       mode, r->iters, r->in_window, r->stale, r->errors);
+}
+
+int main(void)
+{
+	struct result relaxed, strict;
+	struct uhmm_uring_dev *dev;
+	struct io_uring ring;
+	struct uhmm_mm *mm;
+	int fd;
+
+	mm = t_open();
+	t_ring(&ring, 4);
+	dev = t_uring_dev(&ring, 128);
+	fd = t_data_file(t_page, 1);
+
+	run(mm, &ring, dev, fd, UHMM_RCACHE_RELAXED,
+	    (long)(RELAXED_ITERS * t_scale()), &relaxed);
+	report("relaxed", &relaxed);
+	if (!relaxed.stale)
+		printf("(no stale read without strict mode this time: the "
+		       "threads did not interleave so here)\n");
+	run(mm, &ring, dev, fd, UHMM_RCACHE_STRICT,
+	    (long)(ITERS * t_scale()), &strict);
+	report("strict", &strict);
+
+	CHECK_EQ(relaxed.errors, 0);
+	CHECK_EQ(strict.errors, 0);
+	CHECK_EQ(strict.stale, 0);
+
+	CHECK_EQ(uhmm_uring_dev_close(dev), 0);
+	io_uring_queue_exit(&ring);
+	CHECK_EQ(uhmm_mm_close(mm), 0);
+	close(fd);
+	return t_result();
+}
