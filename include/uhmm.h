@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -203,6 +204,51 @@ UHMM_API int uhmm_mm_close(struct uhmm_mm *mm);
  * -EDEADLK (called from an invalidate callback), -ECHILD (inherited).
  */
 UHMM_API int uhmm_mm_sync(struct uhmm_mm *mm);
+
+/* ------------------------------------------------------------------------
+ * Changes reported before they happen
+ *
+ * uhmm_munmap(), uhmm_mremap(), uhmm_madvise(), uhmm_mmap(),
+ * uhmm_mprotect() and uhmm_shmdt() make the system call of that name and
+ * return what libc's function returns (-1 or MAP_FAILED with errno set).
+ * When what they change lies in a range some subscription of a monitored
+ * mm watches, they first open a non-blockable invalidation window over it
+ * on every monitored mm, in the calling thread, take the range out of
+ * uhmm's userfaultfd, make the call, watch again what the call left or
+ * created in subscribed ranges, and close the windows. So:
+ *   - the change is seen before it is made: lookups of the range wait
+ *     until it is over, so no other thread's mmap() can reuse an address
+ *     before its invalidation (strict mode or not), and a discard's zap
+ *     is inside its window;
+ *   - a registered munmap() does not wait for uhmm's event reader (the
+ *     kernel has nothing to report), which makes it several times cheaper
+ *     (README.md, "Costs");
+ *   - mprotect() (UHMM_EVENT_PROTECTION) and shmdt() (UHMM_EVENT_UNMAP),
+ *     which the kernel never reports, are reported.
+ * Callbacks therefore run in the thread that makes the change: a callback
+ * must honour a window without UHMM_RANGE_BLOCKABLE (return false rather
+ * than wait for a lock the unmapping thread may hold). When one returns
+ * false, when the calling thread is inside uhmm (a signal handler that
+ * interrupted it, or an invalidate callback), when no monitored mm watches
+ * the range, or before any monitored mm was opened and in a fork child
+ * until it opens one, the call is made as it is and the kernel reports
+ * what it reports, as for any other caller. Nothing is allocated, so a
+ * signal handler may call them.
+ *
+ * libuhmm_hooks (LD_PRELOAD, or linked in) puts these in place of libc's
+ * munmap, mremap, madvise, mmap, mmap64, mprotect and shmdt for calls
+ * through the dynamic linker. Calls that do not go through it - libc's own
+ * (free(), realloc()), ld.so's, a raw syscall() - are still reported by
+ * the kernel, after the fact.
+ */
+UHMM_API int uhmm_munmap(void *addr, size_t len);
+UHMM_API void *uhmm_mremap(void *old_addr, size_t old_len, size_t new_len,
+			   int flags, void *new_addr);
+UHMM_API int uhmm_madvise(void *addr, size_t len, int advice);
+UHMM_API void *uhmm_mmap(void *addr, size_t len, int prot, int flags, int fd,
+			 off_t offset);
+UHMM_API int uhmm_mprotect(void *addr, size_t len, int prot);
+UHMM_API int uhmm_shmdt(const void *addr);
 
 /* ------------------------------------------------------------------------
  * Invalidation windows

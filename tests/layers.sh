@@ -22,6 +22,7 @@ allowed() {
 	range) echo "core prim" ;;
 	cache) echo "range core prim" ;;
 	devices) echo "cache range core prim" ;;
+	hooks) echo "" ;;
 	*) echo "?" ;;
 	esac
 }

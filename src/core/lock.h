@@ -93,8 +93,18 @@ static inline void uhmm_mutex_destroy(struct uhmm_mutex *l)
 	pthread_mutex_destroy(&l->m);
 }
 
+/*
+ * How many uhmm locks this thread holds. A change reported before it
+ * happens (source/change.c) takes uhmm's locks in the thread that makes
+ * it, which may be a signal handler that interrupted uhmm itself: it
+ * then leaves the change to the kernel's event instead of waiting for a
+ * lock its own thread holds.
+ */
+extern __thread unsigned int uhmm_locks_held;
+
 static inline void uhmm_mutex_lock(struct uhmm_mutex *l)
 {
+	uhmm_locks_held++;	/* before: a signal may come at any point */
 	pthread_mutex_lock(&l->m);
 	uhmm_lock_acquired(l);
 }
@@ -104,6 +114,7 @@ static inline void uhmm_mutex_unlock(struct uhmm_mutex *l)
 	uhmm_lock_assert_held(l);
 	uhmm_lock_releasing(l);
 	pthread_mutex_unlock(&l->m);
+	uhmm_locks_held--;	/* after, likewise */
 }
 
 static inline void uhmm_cond_wait(pthread_cond_t *c, struct uhmm_mutex *l)

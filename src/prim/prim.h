@@ -60,6 +60,20 @@ int uhmm_prim_uffd_changing_selftest(void);
 /* For the tests: the self-test's probe answers no from now on. */
 void uhmm_prim_uffd_changing_break(void);
 
+/*
+ * The address-space system calls, raw (not through libc, whose symbols
+ * libuhmm_hooks may replace): the kernel's return, -1 with errno set on
+ * error (MAP_FAILED for the two that return a pointer), as libc's.
+ */
+long uhmm_prim_sys_munmap(void *addr, size_t len);
+void *uhmm_prim_sys_mremap(void *old, size_t old_len, size_t new_len,
+			   int flags, void *new_addr);
+long uhmm_prim_sys_madvise(void *addr, size_t len, int advice);
+void *uhmm_prim_sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
+			 off_t off);
+long uhmm_prim_sys_mprotect(void *addr, size_t len, int prot);
+long uhmm_prim_sys_shmdt(const void *addr);
+
 /* Read up to n events; -EAGAIN when there is none. */
 ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n);
 

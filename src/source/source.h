@@ -104,6 +104,7 @@ struct uffd_source {
 	unsigned long removes_expired;	/* ... closed at the grace period */
 	unsigned long settles;		/* lookups that waited for the reader */
 	unsigned long probe_errors;	/* the reader's probe failed */
+	unsigned long changes_before;	/* changes taken over (change.c) */
 };
 
 static inline struct uffd_source *uffd_of(struct uhmm_source *base)
@@ -121,6 +122,49 @@ static inline struct uffd_source *uffd_of(struct uhmm_source *base)
  * uhmm_mm_check_armed().
  */
 extern const struct uhmm_source_ops uhmm_uffd_source_ops;
+
+/*
+ * A change the calling thread is about to make itself, reported before
+ * it happens (uffd.c, "changes reported before they happen"; the system
+ * call wrappers are in change.c). The caller fills the ranges (page
+ * aligned, at most 2: mremap's source and destination) with their events,
+ * and whether to take them out of the userfaultfd first (what the kernel
+ * would report: unmap, discard, mmap over); after the call, what to
+ * re-arm (what is still mapped there, or mapped anew).
+ */
+#define UHMM_CHANGE_MAX_WINDOWS 8
+
+struct uhmm_change_window {
+	struct uhmm_mm *mm;		/* a user reference is held */
+	struct uhmm_notifier_range range;
+};
+
+struct uhmm_change {
+	int nranges;
+	struct {
+		unsigned long start, end;
+		enum uhmm_event event;
+	} range[2];
+	bool unregister;
+	int nrearm;
+	struct {
+		unsigned long start, end;
+	} rearm[2];
+	/* Private. */
+	struct uffd_source *src;
+	int nwindows;
+	struct uhmm_change_window window[UHMM_CHANGE_MAX_WINDOWS];
+};
+
+/*
+ * true: windows are open on every live mm and the ranges unregistered;
+ * make the call, set rearm, then uhmm_uffd_change_end(). false: make the
+ * call as it is; the kernel reports it (no source, nothing armed there, a
+ * callback that could not run without blocking, a thread inside uhmm).
+ */
+bool uhmm_uffd_change_begin(struct uhmm_change *c);
+void uhmm_uffd_change_end(struct uhmm_change *c);
+void uhmm_uffd_change_abort(struct uhmm_change *c);
 
 /* In a fork child: the parent's source is not the child's; forget it. */
 void uhmm_uffd_after_fork_child(void);

@@ -179,6 +179,31 @@ static void disarm_vmas_locked(struct uffd_source *src, unsigned long start,
 	}
 }
 
+/*
+ * Take [start, end) out of the userfaultfd, holes and all, whoever's
+ * range it is in: the caller is about to change it itself. One call
+ * usually; mapping by mapping if the kernel refuses the whole (a mapping
+ * another userfaultfd registered refuses: it is not ours).
+ */
+static void unregister_range_locked(struct uffd_source *src,
+				    unsigned long start, unsigned long end)
+{
+	unsigned long addr = start;
+	struct uhmm_vma vma;
+
+	uhmm_lock_assert_held(&src->arm_lock);
+	if (!uhmm_prim_uffd_unregister(src->uffd, start, end - start))
+		return;
+	while (addr < end && uhmm_prim_vma_find(addr, &vma) == 0 &&
+	       vma.start < end) {
+		unsigned long s = vma.start > start ? vma.start : start;
+		unsigned long e = vma.end < end ? vma.end : end;
+
+		uhmm_prim_uffd_unregister(src->uffd, s, e - s);
+		addr = vma.end;
+	}
+}
+
 static void disarm_locked(struct uffd_source *src,
 			  struct uhmm_interval_notifier *sub)
 {
@@ -281,54 +306,60 @@ static void source_disarm(struct uhmm_source *base,
 }
 
 /*
+ * Register, in [start, end), every mapping that some subscription's own
+ * range overlaps there (whole, on behalf of one of them). It walks the
+ * mappings, not the subscriptions, so it allocates nothing and a node
+ * that grows under it (hull_extend_locked()) does not matter.
+ */
+static int rearm_range_locked(struct uffd_source *src, unsigned long start,
+			      unsigned long end)
+{
+	unsigned long addr = start;
+	int err = 0;
+
+	uhmm_lock_assert_held(&src->arm_lock);
+	while (addr < end) {
+		struct uhmm_itree_node *n;
+		struct uhmm_vma vma;
+		unsigned long s, e;
+		int ret = uhmm_prim_vma_find(addr, &vma);
+
+		if (ret == -ENOENT || (ret == 0 && vma.start >= end))
+			break;
+		if (ret)
+			return ret;
+		s = vma.start > start ? vma.start : start;
+		e = vma.end < end ? vma.end : end;
+		for (n = uhmm_itree_first(&src->arms, s, e - 1); n;
+		     n = uhmm_itree_next(n, s, e - 1)) {
+			struct uhmm_interval_notifier *sub = arm_sub_of(n);
+
+			/* Only the subscription's own range asks for it. */
+			if (sub->node.start >= e || sub->node.last < s)
+				continue;
+			ret = arm_vmas_locked(src, sub, s, e);
+			if (ret)
+				err = ret;
+			break;
+		}
+		addr = vma.end;
+	}
+	return err;
+}
+
+/*
  * After an UNMAP or REMAP over [start, end): a new mapping may have taken
  * the place of the old one (mmap(MAP_FIXED)), unregistered. Register it
  * where a subscription's range covers it, before the in-flight mark comes
- * down. Nodes grow while registering, so the overlapping subscriptions
- * are collected first.
+ * down.
  */
 static void rearm_after_event(struct uffd_source *src, unsigned long start,
 			      unsigned long end)
 {
-	struct uhmm_interval_notifier **subs = NULL;
-	struct uhmm_itree_node *n;
-	size_t count = 0, cap = 0;
-
 	uhmm_mutex_lock(&src->arm_lock);
-	for (n = uhmm_itree_first(&src->arms, start, end - 1); n;
-	     n = uhmm_itree_next(n, start, end - 1)) {
-		struct uhmm_interval_notifier *sub = arm_sub_of(n);
-
-		/* Only the subscription's own range asks for arming. */
-		if (sub->node.start >= end || sub->node.last < start)
-			continue;
-		if (count == cap) {
-			size_t ncap = cap ? 2 * cap : 16;
-			void *p = uhmm_realloc(subs, ncap * sizeof(*subs));
-
-			if (!p) {
-				__atomic_fetch_add(&src->arm_errors, 1,
-						   __ATOMIC_RELAXED);
-				break;
-			}
-			subs = p;
-			cap = ncap;
-		}
-		subs[count++] = sub;
-	}
-	for (size_t i = 0; i < count; i++) {
-		struct uhmm_interval_notifier *sub = subs[i];
-		unsigned long s = sub->node.start > start ? sub->node.start
-							  : start;
-		unsigned long e = sub->node.last < end - 1 ? sub->node.last + 1
-							   : end;
-
-		if (arm_vmas_locked(src, sub, s, e))
-			__atomic_fetch_add(&src->arm_errors, 1,
-					   __ATOMIC_RELAXED);
-	}
+	if (rearm_range_locked(src, start, end))
+		__atomic_fetch_add(&src->arm_errors, 1, __ATOMIC_RELAXED);
 	uhmm_mutex_unlock(&src->arm_lock);
-	free(subs);
 }
 
 /* After a REMAP to [start, end): the moved mapping stays registered; keep
@@ -850,6 +881,121 @@ static int source_sync(struct uhmm_source *base)
 				  &src->base.clock.done_lock);
 	uhmm_mutex_unlock(&src->base.clock.done_lock);
 	return 0;
+}
+
+/* ---- changes reported before they happen (source/change.c) ---- */
+
+/*
+ * A thread about to change [start, end) itself (uhmm_munmap() and
+ * friends, the functions libuhmm_hooks puts in place of libc's) need not
+ * let the kernel report it afterwards: it opens the windows now, in its
+ * own thread, takes the range out of the userfaultfd under arm_lock, makes
+ * the system call - which then waits for no reader - re-arms what the
+ * call left, and closes the windows. Lookups wait for the windows, so no
+ * address reuse can slip in between, and the change is seen before it is
+ * made: a discard's zap, an mprotect() and a shmdt() included.
+ *
+ * The windows are not blockable: their callbacks run in whatever thread
+ * unmaps, which may hold the very lock a callback needs. A callback that
+ * refuses, a thread that holds one of uhmm's locks (a signal handler that
+ * interrupted uhmm) or runs a callback, more mms than fit in c: then the
+ * change is not taken over, and the kernel reports it as it would have.
+ * Nothing here allocates.
+ */
+bool uhmm_uffd_change_begin(struct uhmm_change *c)
+{
+	struct uffd_source *src = __atomic_load_n(&the_source, __ATOMIC_ACQUIRE);
+	struct uhmm_mm *mm, *next;
+	bool armed = false;
+
+	c->nwindows = 0;
+	if (!src || uhmm_locks_held || uhmm_in_callback())
+		return false;
+	uhmm_mutex_lock(&src->arm_lock);
+	for (int i = 0; i < c->nranges; i++)
+		armed |= armed_overlap_locked(src, c->range[i].start,
+					      c->range[i].end);
+	uhmm_mutex_unlock(&src->arm_lock);
+	/* Nothing registered there: the kernel has nothing to report. */
+	if (!armed)
+		return false;
+
+	c->src = src;
+	for (mm = next_live_mm(src, NULL); mm; mm = next) {
+		int opened = 0;
+
+		for (int i = 0; i < c->nranges; i++) {
+			struct uhmm_change_window *w = &c->window[c->nwindows];
+			int ret = -EAGAIN;
+
+			/* One user reference per window: take one more. */
+			if (opened && uhmm_mm_get(mm))
+				break;		/* released meanwhile */
+			if (c->nwindows < UHMM_CHANGE_MAX_WINDOWS) {
+				w->mm = mm;
+				w->range = (struct uhmm_notifier_range){
+					.start = c->range[i].start,
+					.end = c->range[i].end,
+					.event = c->range[i].event,
+				};
+				ret = uhmm_mm_invalidate_start(mm, &w->range);
+			}
+			if (!ret) {
+				c->nwindows++;
+				opened++;
+				continue;
+			}
+			if (opened || ret == -EAGAIN)
+				uhmm_mm_close(mm);
+			if (ret == -EAGAIN) {
+				uhmm_uffd_change_abort(c);
+				return false;
+			}
+			break;			/* -ESRCH: released */
+		}
+		next = next_live_mm(src, mm);
+		if (!opened)
+			uhmm_mm_close(mm);
+	}
+
+	uhmm_mutex_lock(&src->arm_lock);
+	if (c->unregister) {
+		for (int i = 0; i < c->nranges; i++)
+			unregister_range_locked(src, c->range[i].start,
+						c->range[i].end);
+	}
+	return true;
+}
+
+/*
+ * Close the windows (arm_lock not held), then drop their references: a
+ * close that turns out to be the last releases its mm, which waits for
+ * that mm's windows, so none of ours may still be open then.
+ */
+void uhmm_uffd_change_abort(struct uhmm_change *c)
+{
+	for (int i = c->nwindows - 1; i >= 0; i--)
+		count_callback_bug(c->src, uhmm_mm_invalidate_end(
+						   c->window[i].mm,
+						   &c->window[i].range));
+	for (int i = 0; i < c->nwindows; i++)
+		uhmm_mm_close(c->window[i].mm);
+	c->nwindows = 0;
+}
+
+/* The call was made: re-arm what c->rearm says is left, close up. */
+void uhmm_uffd_change_end(struct uhmm_change *c)
+{
+	struct uffd_source *src = c->src;
+
+	for (int i = 0; i < c->nrearm; i++) {
+		if (rearm_range_locked(src, c->rearm[i].start, c->rearm[i].end))
+			__atomic_fetch_add(&src->arm_errors, 1,
+					   __ATOMIC_RELAXED);
+	}
+	uhmm_mutex_unlock(&src->arm_lock);
+	__atomic_fetch_add(&src->changes_before, 1, __ATOMIC_RELAXED);
+	uhmm_uffd_change_abort(c);
 }
 
 /*

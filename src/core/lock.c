@@ -1,0 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* See core/lock.h. */
+#include "core/lock.h"
+
+__thread unsigned int uhmm_locks_held;
