@@ -111,8 +111,9 @@ struct uhmm_mm;
  * every monitored mm of the process and created by the first open. Subscriptions then hear of every
  * munmap, mremap, madvise(MADV_DONTNEED/FREE/REMOVE), brk shrink and
  * mmap(MAP_FIXED) over their range, from any thread and any library,
- * whether it went through libc or not. mprotect() and fallocate() hole
- * punches send no event.
+ * whether it went through libc or not. mprotect(), shmdt() and fallocate()
+ * hole punches send no event (mprotect() and shmdt() are reported when made
+ * through uhmm_mprotect() and uhmm_shmdt(), or libuhmm_hooks).
  *
  * An mm belongs to the process that opened it: in a fork child every call
  * on an inherited mm returns -ECHILD, after its subscriptions received

@@ -169,7 +169,7 @@ int uhmm_prim_populate(unsigned long start, unsigned long len, bool write)
 	int ret;
 
 	do
-		ret = madvise((void *)start, len, advice);
+		ret = (int)uhmm_prim_sys_madvise((void *)start, len, advice);
 	while (ret && errno == EINTR);
 	return ret ? -errno : 0;
 }

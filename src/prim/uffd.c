@@ -100,7 +100,7 @@ static void *selftest_unmap_main(void *arg)
 {
 	struct selftest_unmap *u = arg;
 
-	munmap(u->page, u->len);
+	uhmm_prim_sys_munmap(u->page, u->len);
 	return NULL;
 }
 
@@ -120,15 +120,15 @@ int uhmm_prim_uffd_changing_selftest(void)
 	ret = uhmm_prim_uffd_open(&fd);
 	if (ret)
 		return ret;
-	u.page = mmap(NULL, u.len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	u.page = uhmm_prim_sys_mmap(NULL, u.len, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (u.page == MAP_FAILED) {
 		close(fd);
 		return -ENOMEM;
 	}
 	ret = uhmm_prim_uffd_register(fd, (unsigned long)u.page, u.len);
 	if (ret) {
-		munmap(u.page, u.len);
+		uhmm_prim_sys_munmap(u.page, u.len);
 		close(fd);
 		return ret;
 	}
@@ -139,7 +139,7 @@ int uhmm_prim_uffd_changing_selftest(void)
 	ret = -pthread_create(&helper, NULL, selftest_unmap_main, &u);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret) {
-		munmap(u.page, u.len);
+		uhmm_prim_sys_munmap(u.page, u.len);
 		close(fd);
 		return ret;
 	}
@@ -222,21 +222,21 @@ void uhmm_prim_eventfd_drain(int fd)
 
 void *uhmm_prim_map_anon(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = uhmm_prim_sys_mmap(NULL, len, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
 
 void uhmm_prim_unmap(void *p, size_t len)
 {
-	munmap(p, len);
+	uhmm_prim_sys_munmap(p, len);
 }
 
 int uhmm_prim_mmap_barrier(void *page)
 {
-	return mprotect(page, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE) ? -errno
-									: 0;
+	return uhmm_prim_sys_mprotect(page, (size_t)sysconf(_SC_PAGESIZE),
+				      PROT_NONE) ? -errno : 0;
 }
 
 void uhmm_prim_set_timer_slack_ns(unsigned long ns)
