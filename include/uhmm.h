@@ -486,8 +486,9 @@ UHMM_API int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub);
  * dispatched: once munmap() has returned in any thread, a read_begin that
  * starts afterwards sees its invalidation. In strict mode (UHMM_MM_STRICT)
  * it first waits for the events in flight too, so that an munmap() still
- * running is not missed either; not from a callback on uhmm's event
- * dispatcher, which delivers them itself. sub must be inserted. On a
+ * running is not missed either; not from an invalidate callback (the
+ * window it runs in may be what delivering them waits for). sub must be
+ * inserted. On a
  * subscription inherited through fork() it delivers the child's
  * UHMM_EVENT_RELEASE (see uhmm_mm_open()) and never waits.
  */
@@ -809,9 +810,9 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  * already read (as uhmm_interval_read_begin() does): a change that
  * returned in any thread before the get is never missed. In strict mode
  * it also waits for the events in flight: a change that has begun is not
- * missed either (an address another thread just got from mmap()). From
- * an invalidate callback on uhmm's event dispatcher it waits for neither
- * (they are the dispatcher's own to deliver).
+ * missed either (an address another thread just got from mmap()); not
+ * from an invalidate callback, nor, on uhmm's event dispatcher, for the
+ * events already read (they are the dispatcher's own to deliver).
  * A miss registers a new region, after making room for it if a limit
  * would be exceeded (see "Limits" above): it may then call ops->dereg
  * itself, and so block as long as the device does. When every region is

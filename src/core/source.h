@@ -148,8 +148,8 @@ struct uhmm_source_ops {
 	 * until no change that began before the call is still unread - not
 	 * even one the kernel has not queued yet - or until deadline_ns
 	 * (0: none): 0 or -ETIMEDOUT. From the source's own dispatching
-	 * thread, 0 at once (as the clock). NULL: the source has nothing in
-	 * flight that it has not read.
+	 * thread or an invalidate callback, 0 at once. NULL: the source has
+	 * nothing in flight that it has not read.
 	 */
 	int (*settle)(struct uhmm_source *src, unsigned long long deadline_ns);
 	/* Check, once per process, that settle() works here: 0, or

@@ -1020,7 +1020,9 @@ static int source_settle(struct uhmm_source *base,
 	unsigned long ticket;
 	int ret = 0;
 
-	if (on_dispatcher ||
+	/* Not from a callback: the window it runs in may be what the
+	 * dispatcher waits for before it answers. */
+	if (on_dispatcher || uhmm_in_callback() ||
 	    !__atomic_load_n(&src->narmed, __ATOMIC_SEQ_CST))
 		return 0;
 	ret = uhmm_prim_uffd_changing(src->uffd);
