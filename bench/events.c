@@ -14,17 +14,38 @@
  *       uncovered   a monitored mm is open (source threads up, one
  *                   subscription elsewhere), no subscription covers the
  *                   mapping: nothing of uhmm is on this munmap's path;
+ *                   also through uhmm_munmap() (what the hooks make of
+ *                   every munmap in the process: a look-up of the armed
+ *                   ranges, then the plain system call);
  *       registered  a subscription covers the mapping (its VMA is
- *                   registered with the userfaultfd): munmap blocks until
- *                   the reader has read the event. Measured "apart" (a busy
- *                   gap of GAP_US, longer than any spin, before each munmap:
- *                   an isolated free, the reader asleep) and "back-to-back"
- *                   (the next munmap as soon as the previous callback ran).
+ *                   registered with the userfaultfd), plain munmap(): the
+ *                   kernel's event path, munmap blocks until the reader has
+ *                   read the event. Measured "apart" (a busy gap of GAP_US,
+ *                   longer than any spin, before each munmap: an isolated
+ *                   free, the reader asleep) and "back-to-back" (the next
+ *                   munmap as soon as the previous callback ran);
+ *       registered, uhmm_munmap()
+ *                   the same mappings unmapped with uhmm_munmap(), which
+ *                   is what libuhmm_hooks puts in place of munmap(): a
+ *                   non-blockable window in this thread (the callback runs
+ *                   here), UFFDIO_UNREGISTER of the range, the munmap
+ *                   (no event, so no wait for the reader), the window
+ *                   closed. Back-to-back, like "no uhmm": no other thread
+ *                   is on this path. Section 2 counts the callbacks that
+ *                   ran in the unmapping thread, to show the path was
+ *                   taken (a fallback to the kernel's path would not).
+ *                   Target, 4 KiB: <= HOOK_TARGET (1.7) x "no uhmm". Each
+ *                   of these munmaps is paired with a plain munmap of an
+ *                   uncovered mapping just before it, timed apart: "hooks
+ *                   / paired" compares the two at the same moments, which
+ *                   a noisy machine shifts less than the ratio to "no
+ *                   uhmm", measured seconds earlier.
  *     Each figure is the median over BENCH_RUNS runs of the per-call median;
  *     ratios are against "no uhmm" measured in the same process.
  *  2. Event latency: from just before munmap() to the callback's entry
  *     (clock_gettime(CLOCK_MONOTONIC) in the callback); median and p99 over
- *     all 10^4 events of the registered 4 KiB series. Before its next
+ *     all 10^4 events of each registered 4 KiB series (uhmm_munmap()'s
+ *     included: its callback runs before the system call). Before its next
  *     munmap the thread that unmapped waits as a device would, with
  *     uhmm_interval_read_begin() on the subscription (and checks that the
  *     callback has run by then: docs/design.md, invariant 8).
@@ -37,6 +58,18 @@
  *     source's threads on the unmapping thread's CPU (or the other one)
  *     with sched_setaffinity(); --policy fifo|batch|idle sets their
  *     scheduling policy (fifo needs CAP_SYS_NICE).
+ *  4. Registered 4 KiB munmap by path - the kernel's event path against
+ *     uhmm_munmap() (the hooks') - and by where the source's threads run:
+ *     without --pin and --spin-us, after the table of section 3 the
+ *     program runs itself twice more with spin 0, --pin same and --pin
+ *     apart, and tabulates those with section 3's spin-0 run (unpinned),
+ *     with the target for the hooks' path against "no uhmm" of each run.
+ *     With --pin, the one row of that setting.
+ *
+ * The mm is opened UHMM_MM_RELAXED, as the bench was written: strict mode
+ * changes no munmap (it adds a probe to uhmm_interval_read_begin(), which
+ * runs here only between munmaps, untimed), and relaxed keeps the rhythm
+ * of the back-to-back series as before.
  *
  * Where the source's threads run matters most: the unmapping thread always
  * sleeps until the reader's read(), so each registered munmap costs two
@@ -70,6 +103,7 @@
 #define EVENTS_4K	2000	/* per run: 10^4 events over BENCH_RUNS */
 #define EVENTS_2M	100	/* per run, for each 2 MiB series */
 #define GAP_US		300	/* "apart": longer than the largest spin */
+#define HOOK_TARGET	1.7	/* uhmm_munmap() of registered 4 KiB / none */
 #define CB_TIMEOUT_NS	5000000000ULL
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -91,6 +125,11 @@ struct summary {
 	double none_2m, reg_2m;				/* 2 MiB touched */
 	double lat, lat_p99, b2b_lat, b2b_lat_p99;	/* us */
 	double cpu_apart, cpu_b2b;	/* source threads' CPU us per event */
+	double uncov_hook_4k;		/* uncovered, uhmm_munmap(), us */
+	double hook_pair_4k;		/* its paired plain munmap, us */
+	double hook_4k, hook_lat, hook_lat_p99;	/* uhmm_munmap(), us */
+	double hook_cpu;		/* source threads' CPU us per munmap */
+	double hook_inline;		/* share of callbacks run inline */
 };
 
 /* A series of munmaps of one kind. */
@@ -100,13 +139,20 @@ struct series {
 	double lat_p99_us;
 	double reader_cpu_us;	/* per event */
 	double disp_cpu_us;	/* per event */
+	double inline_share;	/* callbacks run in the unmapping thread */
+	double pair_us;		/* the paired baseline's munmap_us, if any */
 };
+
+/* How a series unmaps: libc's munmap(), or what the hooks call. */
+typedef int unmap_fn(void *addr, size_t len);
 
 static struct uhmm_mm *mm;
 static pid_t reader_tid, disp_tid;	/* the source's threads */
 static unsigned long cb_count;	/* atomic: callbacks run */
 static uint64_t cb_ns;		/* atomic: entry time of the last one */
 static bool quiet;
+static __thread bool unmapper;	/* this thread is the one that unmaps */
+static unsigned long cb_inline;	/* atomic: callbacks run in that thread */
 
 static bool ev_invalidate(struct uhmm_interval_notifier *sub,
 			  const struct uhmm_notifier_range *range,
@@ -117,6 +163,8 @@ static bool ev_invalidate(struct uhmm_interval_notifier *sub,
 	(void)range;
 	/* The "device" has no state to zap and no lock to take. */
 	uhmm_interval_set_seq(sub, cur_seq);
+	if (unmapper)
+		__atomic_fetch_add(&cb_inline, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&cb_ns, now, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&cb_count, 1, __ATOMIC_RELEASE);
 	return true;
@@ -281,14 +329,14 @@ static void wait_callback(struct uhmm_interval_notifier *sub,
  * registered; then munmap them one by one, gap_ns apart (busy), recording
  * each munmap's duration and, if registered, its event latency.
  */
-static void one_run(size_t size, bool touch, bool registered, uint64_t gap_ns,
-		    size_t n, double *munmap_ns, double *lat_ns,
-		    uint64_t *reader_cpu, uint64_t *disp_cpu)
+/*
+ * n mappings of size bytes in a reservation of len bytes: mapping i at
+ * res + (2 * i + 1) * size, each its own VMA between PROT_NONE guards.
+ */
+static char *map_series(size_t size, bool touch, size_t n, size_t len)
 {
-	struct uhmm_interval_notifier *subs = NULL;
-	size_t len = 2 * n * size + size, i, off;
-	uint64_t cpu0 = 0, dcpu0 = 0, last = 0;
 	char *res, *p;
+	size_t i, off;
 
 	res = mmap(NULL, len, PROT_NONE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -304,6 +352,27 @@ static void one_run(size_t size, bool touch, bool registered, uint64_t gap_ns,
 			for (off = 0; off < size; off += PAGE)
 				p[off] = 1;
 	}
+	return res;
+}
+
+/*
+ * With pair_ns, a second series of n mappings nothing covers, unmapped
+ * with plain munmap() just before each of the first series' (timed into
+ * pair_ns): a baseline that sees the same moment of a noisy machine.
+ */
+static void one_run(size_t size, bool touch, bool registered, unmap_fn *unmap,
+		    uint64_t gap_ns, size_t n, double *munmap_ns,
+		    double *lat_ns, double *pair_ns, uint64_t *reader_cpu,
+		    uint64_t *disp_cpu)
+{
+	struct uhmm_interval_notifier *subs = NULL;
+	size_t len = 2 * n * size + size, i;
+	uint64_t cpu0 = 0, dcpu0 = 0, last = 0;
+	char *res, *pres = NULL, *p;
+
+	res = map_series(size, touch, n, len);
+	if (pair_ns)
+		pres = map_series(size, touch, n, len);
 	if (registered) {
 		subs = xcalloc(n, sizeof(*subs));
 		for (i = 0; i < n; i++)
@@ -321,9 +390,15 @@ static void one_run(size_t size, bool touch, bool registered, uint64_t gap_ns,
 		p = res + (2 * i + 1) * size;
 		while (gap_ns && bench_now_ns() - last < gap_ns)
 			cpu_relax();
+		if (pair_ns) {
+			t0 = bench_now_ns();
+			if (munmap(pres + (2 * i + 1) * size, size))
+				die("munmap", errno);
+			pair_ns[i] = (double)(bench_now_ns() - t0);
+		}
 		seen = __atomic_load_n(&cb_count, __ATOMIC_ACQUIRE);
 		t0 = bench_now_ns();
-		if (munmap(p, size))
+		if (unmap(p, size))
 			die("munmap", errno);
 		t1 = bench_now_ns();
 		munmap_ns[i] = (double)(t1 - t0);
@@ -343,23 +418,34 @@ static void one_run(size_t size, bool touch, bool registered, uint64_t gap_ns,
 			      "uhmm_interval_notifier_remove");
 		free(subs);
 	}
-	if (munmap(res, len))
+	if (munmap(res, len) || (pres && munmap(pres, len)))
 		die("munmap reservation", errno);
 }
 
-static void measure(size_t size, bool touch, bool registered, uint64_t gap_ns,
-		    size_t n, struct series *out)
+static void measure(size_t size, bool touch, bool registered,
+		    unmap_fn *unmap, uint64_t gap_ns, bool paired, size_t n,
+		    struct series *out)
 {
-	double runs[BENCH_RUNS], *mu = xcalloc(n, sizeof(*mu));
+	double runs[BENCH_RUNS], pruns[BENCH_RUNS];
+	double *mu = xcalloc(n, sizeof(*mu)), *pair = NULL;
 	double *lat = xcalloc(BENCH_RUNS * n, sizeof(*lat));
+	unsigned long inline0 = __atomic_load_n(&cb_inline, __ATOMIC_RELAXED);
 	uint64_t cpu = 0, dcpu = 0;
 	int r;
 
+	if (paired)
+		pair = xcalloc(n, sizeof(*pair));
 	for (r = 0; r < BENCH_RUNS; r++) {
-		one_run(size, touch, registered, gap_ns, n, mu, lat + r * n,
-			&cpu, &dcpu);
+		one_run(size, touch, registered, unmap, gap_ns, n, mu,
+			lat + r * n, pair, &cpu, &dcpu);
 		runs[r] = bench_median(mu, n) / 1e3;
+		pruns[r] = pair ? bench_median(pair, n) / 1e3 : 0;
 	}
+	out->pair_us = bench_median(pruns, BENCH_RUNS);
+	free(pair);
+	out->inline_share = (double)(__atomic_load_n(&cb_inline,
+						     __ATOMIC_RELAXED) -
+				     inline0) / (BENCH_RUNS * n);
 	out->munmap_us = bench_median(runs, BENCH_RUNS);
 	out->lat_us = out->lat_p99_us = 0;
 	out->reader_cpu_us = out->disp_cpu_us = 0;
@@ -410,8 +496,8 @@ static void run_self(long spin_us, enum pin pin, int policy,
 		{ 2 * MIB, true, EVENTS_2M, "2 MiB, touched" },
 	};
 	enum { NKINDS = sizeof(kinds) / sizeof(kinds[0]) };
-	struct series none[NKINDS], s, b2b;
-	double rd_apart = 0, rd_b2b = 0;
+	struct series none[NKINDS], s, b2b, hook;
+	double rd_apart = 0, rd_b2b = 0, kernel_inline = 0;
 	struct uhmm_interval_notifier other = { 0 };
 	uint64_t gap = (uint64_t)(spin_us < GAP_US ? GAP_US :
 				  spin_us + GAP_US) * 1000;
@@ -431,13 +517,15 @@ static void run_self(long spin_us, enum pin pin, int policy,
 		       (unsigned long long)gap / 1000);
 
 	/* No uhmm yet: one thread. */
+	unmapper = true;
 	if (pin != PIN_NONE)
 		pin_thread(0, 0);
 	for (k = 0; k < NKINDS; k++)
-		measure(kinds[k].size, kinds[k].touch, false, 0, kinds[k].n,
-			&none[k]);
+		measure(kinds[k].size, kinds[k].touch, false, munmap, 0, false,
+			kinds[k].n, &none[k]);
 
-	check(uhmm_mm_open(&mm, 0), "uhmm_mm_open");
+	/* Relaxed, as written: see the top comment. */
+	check(uhmm_mm_open(&mm, UHMM_MM_RELAXED), "uhmm_mm_open");
 	find_source_threads();
 	for (k = 0; k < 2; k++) {
 		pid_t tid = k ? disp_tid : reader_tid;
@@ -469,18 +557,35 @@ static void run_self(long spin_us, enum pin pin, int policy,
 		if (!quiet)
 			printf(" %s\n", kinds[k].name);
 		row("no uhmm", &none[k], 0);
-		measure(kinds[k].size, kinds[k].touch, false, 0, kinds[k].n,
-			&s);
+		measure(kinds[k].size, kinds[k].touch, false, munmap, 0, false,
+			kinds[k].n, &s);
 		row_target("uncovered (mm monitored)", &s, none[k].munmap_us,
 			   1.1);
 		if (k == 0)
 			sum->uncov_4k = s.munmap_us;
-		measure(kinds[k].size, kinds[k].touch, true, gap, kinds[k].n,
-			&s);
+		measure(kinds[k].size, kinds[k].touch, false, uhmm_munmap, 0,
+			false, kinds[k].n, &s);
+		row("uncovered, uhmm_munmap()", &s, none[k].munmap_us);
+		if (k == 0)
+			sum->uncov_hook_4k = s.munmap_us;
+		measure(kinds[k].size, kinds[k].touch, true, munmap, gap, false,
+			kinds[k].n, &s);
 		row_target("registered, apart", &s, none[k].munmap_us, 3);
-		measure(kinds[k].size, kinds[k].touch, true, 0, kinds[k].n,
-			&b2b);
+		measure(kinds[k].size, kinds[k].touch, true, munmap, 0, false,
+			kinds[k].n, &b2b);
 		row("registered, back-to-back", &b2b, none[k].munmap_us);
+		measure(kinds[k].size, kinds[k].touch, true, uhmm_munmap, 0,
+			true, kinds[k].n, &hook);
+		if (k == 0)
+			row_target("registered, uhmm_munmap()", &hook,
+				   none[k].munmap_us, HOOK_TARGET);
+		else
+			row("registered, uhmm_munmap()", &hook,
+			    none[k].munmap_us);
+		if (!quiet)
+			printf("    %-28s %8.2f us  hooks / it %.2fx\n",
+			       "(paired: uncovered munmap)", hook.pair_us,
+			       hook.munmap_us / hook.pair_us);
 		if (k == 0) {
 			sum->none_4k = none[k].munmap_us;
 			sum->reg_4k = s.munmap_us;
@@ -493,6 +598,13 @@ static void run_self(long spin_us, enum pin pin, int policy,
 			sum->cpu_b2b = b2b.reader_cpu_us + b2b.disp_cpu_us;
 			rd_apart = s.reader_cpu_us;
 			rd_b2b = b2b.reader_cpu_us;
+			sum->hook_4k = hook.munmap_us;
+			sum->hook_pair_4k = hook.pair_us;
+			sum->hook_lat = hook.lat_us;
+			sum->hook_lat_p99 = hook.lat_p99_us;
+			sum->hook_cpu = hook.reader_cpu_us + hook.disp_cpu_us;
+			sum->hook_inline = hook.inline_share;
+			kernel_inline = (s.inline_share + b2b.inline_share) / 2;
 		} else if (kinds[k].touch) {
 			sum->none_2m = none[k].munmap_us;
 			sum->reg_2m = s.munmap_us;
@@ -506,10 +618,17 @@ static void run_self(long spin_us, enum pin pin, int policy,
 		       sum->lat, sum->lat_p99);
 		printf("  %-30s %8.2f us median  %8.2f us p99\n",
 		       "back-to-back", sum->b2b_lat, sum->b2b_lat_p99);
+		printf("  %-30s %8.2f us median  %8.2f us p99\n",
+		       "uhmm_munmap()", sum->hook_lat, sum->hook_lat_p99);
 		printf("  CPU per event, reader + dispatcher: "
-		       "%.2f + %.2f us apart, %.2f + %.2f us back-to-back\n",
+		       "%.2f + %.2f us apart, %.2f + %.2f us back-to-back; "
+		       "%.2f us per uhmm_munmap()\n",
 		       rd_apart, sum->cpu_apart - rd_apart, rd_b2b,
-		       sum->cpu_b2b - rd_b2b);
+		       sum->cpu_b2b - rd_b2b, sum->hook_cpu);
+		printf("  callbacks run in the unmapping thread: %.0f%% with "
+		       "uhmm_munmap() (the hooks' path), %.0f%% with munmap() "
+		       "(the dispatcher's)\n", 100 * sum->hook_inline,
+		       100 * kernel_inline);
 	}
 
 	check(uhmm_interval_notifier_remove(&other),
@@ -551,6 +670,58 @@ static void print_table_foot(void)
 	       "lat, p99: munmap entry -> callback (apart); "
 	       "b2b: back-to-back munmap and latency; 2M x: 2 MiB touched "
 	       "registered/none\n");
+}
+
+static const char *const pin_name[] = {
+	[PIN_NONE] = "unpinned",
+	[PIN_SAME] = "same CPU",
+	[PIN_APART] = "other CPU",
+};
+
+/* Section 4: sums[i] measured with the source's threads at pins[i]. */
+static void print_pin_table(const struct summary *sums, const enum pin *pins,
+			    int n)
+{
+	int i;
+
+	printf("\n4. registered 4 KiB munmap, the kernel's event path vs "
+	       "uhmm_munmap() (the hooks'),\n   by where the source's threads "
+	       "run; spin 0, us, x = / none of the same run\n");
+	printf("%-9s | %6s %6s %6s | %6s %6s | %6s %6s | %6s %6s %6s | "
+	       "%6s %6s\n", "source", "none", "uncov", "unc-hk", "apart", "x",
+	       "b2b", "x", "hooks", "x", "/pair", "lat", "cpu");
+	for (i = 0; i < n; i++) {
+		const struct summary *s = &sums[i];
+
+		printf("%-9s | %6.2f %6.2f %6.2f | %6.2f %5.2fx | %6.2f %5.2fx "
+		       "| %6.2f %5.2fx %5.2fx | %6.2f %6.2f\n",
+		       pin_name[pins[i]], s->none_4k, s->uncov_4k,
+		       s->uncov_hook_4k, s->reg_4k, s->reg_4k / s->none_4k,
+		       s->b2b_4k, s->b2b_4k / s->none_4k, s->hook_4k,
+		       s->hook_4k / s->none_4k, s->hook_4k / s->hook_pair_4k,
+		       s->hook_lat, s->hook_cpu);
+	}
+	printf("none/uncov: munmap without uhmm / not covered; unc-hk: not "
+	       "covered, uhmm_munmap();\napart/b2b: registered, plain munmap, "
+	       "the kernel's path (isolated / back-to-back);\nhooks: "
+	       "registered, uhmm_munmap(), back-to-back; x = / none; /pair = / "
+	       "the plain munmap\nof an uncovered page paired with each; lat: "
+	       "its munmap entry -> callback; cpu: reader\n+ dispatcher us per "
+	       "uhmm_munmap()\n");
+	printf("\n   target: Registered 4 KiB munmap through the hooks: "
+	       "<= %.1fx unregistered\n", HOOK_TARGET);
+	for (i = 0; i < n; i++) {
+		char label[64];
+		double x = sums[i].hook_4k / sums[i].none_4k;
+
+		snprintf(label, sizeof(label), "hooks / no uhmm, source %s",
+			 pin_name[pins[i]]);
+		printf("%-46s %10.2f x        target <= %-8.1f %-6s  (/pair "
+		       "%.2fx)%s\n", label, x, HOOK_TARGET,
+		       x <= HOOK_TARGET ? "OK" : "MISSED",
+		       sums[i].hook_4k / sums[i].hook_pair_4k,
+		       sums[i].hook_inline < 0.999 ? " PATH NOT TAKEN" : "");
+	}
 }
 
 /* Run this program again with --spin-us for one setting. */
@@ -611,8 +782,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	enum { NSPIN = sizeof(spin_table) / sizeof(spin_table[0]) };
-	struct summary sums[NSPIN], one;
-	const char *pass[5] = { NULL };
+	struct summary sums[NSPIN], one, pinned[3];
+	enum pin pins[3] = { PIN_NONE, PIN_SAME, PIN_APART };
+	const char *pass[5] = { NULL }, *pin_pass[7] = { NULL };
 	enum pin pin = PIN_NONE;
 	long spin_us = -1;
 	int report_fd = -1, npass = 0, policy = SCHED_OTHER, i;
@@ -680,5 +852,22 @@ int main(int argc, char **argv)
 	for (i = 0; i < NSPIN; i++)
 		print_table_row(&sums[i]);
 	print_table_foot();
+
+	/* Section 4: spin 0 unpinned (above), then pinned both ways. */
+	pinned[0] = sums[0];
+	pins[0] = pin;
+	if (pin != PIN_NONE) {
+		print_pin_table(pinned, pins, 1);
+		return 0;
+	}
+	pin_pass[0] = "--pin";
+	for (i = 0; i < npass; i++)	/* --policy, if given */
+		pin_pass[2 + i] = pass[i];
+	for (i = 1; i < 3; i++) {
+		pin_pass[1] = i == 1 ? "same" : "apart";
+		if (run_child(pin_pass, spin_table[0], &pinned[i], false))
+			return 1;
+	}
+	print_pin_table(pinned, pins, 3);
 	return 0;
 }

@@ -1,44 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-rcache: the registration cache's hit path, against UCX's, and what
- * it buys io_uring.
+ * bench-rcache: the registration cache's hit path, against UCX's, what
+ * strict mode costs it, and what it buys io_uring.
  *
- *  1. Hit: uhmm_rcache_get() + uhmm_rcache_put() of a 64 KiB buffer already
- *     in the cache, in a loop, on a no-op device (reg hands out a counter,
- *     dereg does nothing). ns per get+put with 1 thread; aggregate M ops/s
- *     with 2 threads, each on its own buffer (the realistic case), and on
- *     one shared buffer (for reference). Each worker thread is pinned to
- *     its own CPU and runs for RUN_MS while the main thread sleeps. A run
- *     in which the workers were off their CPUs (CLOCK_THREAD_CPUTIME_ID
- *     against wall time) more than 5% of the time is run again, up to
- *     MAX_ATTEMPTS runs: the machine is shared, and such a run measures
- *     someone else's load.
- *  2. The same loop against UCX's ucs_rcache (ucs_rcache_get() +
+ * Strict mode (uhmm.h, UHMM_MM_STRICT, the default) makes every get ask
+ * the kernel first whether an event is in flight: one system call. The
+ * sections written before it (1, 3 and 4) measure RELAXED caches
+ * (UHMM_RCACHE_RELAXED, set explicitly whatever UHMM_STRICT says), so
+ * their figures stay comparable with earlier runs and with UCX, which
+ * makes no such call; section 2 measures the same loop in strict mode.
+ * The mm itself is opened UHMM_MM_RELAXED: every cache says its mode.
+ *
+ *  1. Hit, RELAXED: uhmm_rcache_get() + uhmm_rcache_put() of a 64 KiB
+ *     buffer already in the cache, in a loop, on a no-op device (reg hands
+ *     out a counter, dereg does nothing). ns per get+put with 1 thread;
+ *     aggregate M ops/s with 2 threads, each on its own buffer (the
+ *     realistic case), and on one shared buffer (for reference). Each
+ *     worker thread is pinned to its own CPU and runs for RUN_MS while the
+ *     main thread sleeps. A run in which the workers were off their CPUs
+ *     (CLOCK_THREAD_CPUTIME_ID against wall time) more than 5% of the time
+ *     is run again, up to MAX_ATTEMPTS runs: the machine is shared, and
+ *     such a run measures someone else's load.
+ *  2. Strict vs relaxed: the loop of section 1, the same buffers and
+ *     threads, on a cache created UHMM_RCACHE_STRICT (a subscription is
+ *     armed, so every get makes the in-flight probe; nothing is ever in
+ *     flight, so none waits). ns per get+put with 1 and 2 threads (per
+ *     thread), strict / relaxed against section 1's figures, and the
+ *     2-thread aggregate as a multiple of 1 thread. For reference, the
+ *     probe's system call alone (ioctl(UFFDIO_COPY) with an invalid mode
+ *     on a userfaultfd of the bench's own, which fails the same way the
+ *     probe's does when nothing is in flight), with 1 and 2 threads,
+ *     and the cheapest system call (getppid) for the cost of entering the
+ *     kernel on this machine.
+ *  3. The loop of section 1 against UCX's ucs_rcache (ucs_rcache_get() +
  *     ucs_rcache_region_put(), PROT_READ | PROT_WRITE, the same no-op
- *     device behind mem_reg/mem_dereg), if the bench was built with libucs.
- *     UCX is set up only after section 1 ran: its memory hooks are then
- *     not installed while uhmm is measured.
- *  3. io_uring reads of 4 KiB and 64 KiB at random aligned offsets of a
+ *     device behind mem_reg/mem_dereg), if the bench was built with libucs,
+ *     compared with section 1 (relaxed). UCX is set up only after sections
+ *     1 and 2 ran: its memory hooks are then not installed while uhmm is
+ *     measured.
+ *  4. io_uring reads of 4 KiB and 64 KiB at random aligned offsets of a
  *     64 MiB file opened with O_DIRECT, queue depth 1 (submit one, wait for
- *     it): (a) READ_FIXED through the cache (uhmm_uring_prep_read_fixed(),
- *     the same buffer every time, so every get after the first is a hit),
- *     (b) plain IORING_OP_READ into the same buffer, (c) READ_FIXED with the
- *     buffer registered for that one I/O (the device's reg op, the read,
- *     its dereg op). The modes take turns read by read, each at its own
- *     random offset, so the disk's drifts hit them alike; each read is
- *     timed alone. The first of /var/tmp, /tmp and . that takes O_DIRECT
- *     reads holds the file; if none does, the reads are buffered and the
- *     output says so. For reference, the same modes on buffered reads that
- *     hit the page cache (the CPU side without the disk), and the device's
- *     reg + dereg alone.
+ *     it): (a) READ_FIXED through a RELAXED cache
+ *     (uhmm_uring_prep_read_fixed(), the same buffer every time, so every
+ *     get after the first is a hit), (b) plain IORING_OP_READ into the same
+ *     buffer, (c) READ_FIXED with the buffer registered for that one I/O
+ *     (the device's reg op, the read, its dereg op). The modes take turns
+ *     read by read, each at its own random offset, so the disk's drifts
+ *     hit them alike; each read is timed alone. The first of /var/tmp,
+ *     /tmp and . that takes O_DIRECT reads holds the file; if none does,
+ *     the reads are buffered and the output says so. For reference, the
+ *     same modes on buffered reads that hit the page cache (the CPU side
+ *     without the disk), and the device's reg + dereg alone. (Strict mode
+ *     would add section 2's difference to every (a) read.)
  *
- * The monitored mm (uhmm_mm_open(&mm, 0)) stays open until every buffer
- * registered through it is unmapped: a munmap of such a buffer waits for
- * uhmm's reader thread to read the event. Times come from CLOCK_MONOTONIC,
- * around whole loops but in section 3; every figure is the median of
- * BENCH_RUNS runs and every ratio is computed from figures of this run.
- * Prints figures and targets only: the exit status is 0 unless a call
- * fails, whatever the times.
+ * The monitored mm stays open until every buffer registered through it is
+ * unmapped: a munmap of such a buffer waits for uhmm's reader thread to
+ * read the event. Times come from CLOCK_MONOTONIC, around whole loops but
+ * in section 4; every figure is the median of BENCH_RUNS runs and every
+ * ratio is computed from figures of this run. Prints figures and targets
+ * only: the exit status is 0 unless a call fails, whatever the times.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +69,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "uhmm.h"
@@ -300,25 +323,155 @@ static void print_hits(const char *who, const struct hit_figures *f)
 	       "; MACHINE BUSY, figures unreliable");
 }
 
+/*
+ * Section 1's loop on a cache of mode flags (UHMM_RCACHE_STRICT or
+ * UHMM_RCACHE_RELAXED). Returns 0, or -EOPNOTSUPP if the cache refused
+ * strict mode (the kernel failed its self-test); dies on other errors.
+ */
+static int measure_uhmm_hits(struct uhmm_mm *mm, unsigned int flags,
+			     void **bufs, struct hit_figures *f,
+			     struct uhmm_rcache_stats *st)
+{
+	const struct uhmm_rcache_config cfg = { .flags = flags };
+	struct uhmm_rcache *rc;
+	int ret;
+
+	ret = uhmm_rcache_create(&rc, mm, &noop_ops, NULL, &cfg);
+	if (ret == -EOPNOTSUPP && (flags & UHMM_RCACHE_STRICT))
+		return ret;
+	check(ret, "uhmm_rcache_create");
+	measure_hits(f, loop_uhmm, rc, bufs);
+	check(uhmm_rcache_stats(rc, st), "uhmm_rcache_stats");
+	check(uhmm_rcache_destroy(rc), "uhmm_rcache_destroy");
+	return 0;
+}
+
 static void bench_uhmm_hits(struct uhmm_mm *mm, void **bufs,
 			    struct hit_figures *f)
 {
 	struct uhmm_rcache_stats st;
-	struct uhmm_rcache *rc;
 
-	check(uhmm_rcache_create(&rc, mm, &noop_ops, NULL, NULL),
-	      "uhmm_rcache_create");
-	measure_hits(f, loop_uhmm, rc, bufs);
-	check(uhmm_rcache_stats(rc, &st), "uhmm_rcache_stats");
-	check(uhmm_rcache_destroy(rc), "uhmm_rcache_destroy");
-
-	printf("\n1. uhmm_rcache hit (get + put, 64 KiB buffer, no-op device)"
-	       "\n");
-	print_hits("uhmm", f);
-	bench_line("uhmm hit, 1 thread", f->ns1, "ns/op", 30, "30");
-	line_ge("uhmm 2 threads own buffers / 1 thread", f->mops2 * f->ns1 /
-		1e3, "x", 1.8, "1.8");
+	check(measure_uhmm_hits(mm, UHMM_RCACHE_RELAXED, bufs, f, &st),
+	      "uhmm_rcache_create (relaxed)");
+	printf("\n1. uhmm_rcache hit, RELAXED mode (get + put, 64 KiB buffer, "
+	       "no-op device)\n");
+	print_hits("uhmm relaxed", f);
+	bench_line("uhmm relaxed hit, 1 thread", f->ns1, "ns/op", 30, "30");
+	line_ge("uhmm relaxed 2 threads own buffers / 1 thread",
+		f->mops2 * f->ns1 / 1e3, "x", 1.8, "1.8");
 	printf("  (%lu hits, %lu misses)\n", st.hits, st.misses);
+}
+
+/* ---- strict mode ---- */
+
+/*
+ * The probe's system call alone: UFFDIO_COPY with a mode no kernel
+ * accepts on a userfaultfd of our own, which fails with EINVAL (EAGAIN if
+ * an event were in flight: never here). w->cache points to the fd.
+ */
+static int loop_probe(struct worker *w)
+{
+	int fd = *(int *)w->cache;
+
+	do {
+		for (int i = 0; i < BATCH; i++) {
+			struct uffdio_copy copy = { .mode = 1ULL << 63 };
+
+			if (!ioctl(fd, UFFDIO_COPY, &copy))
+				return -EPROTO;
+			if (errno != EINVAL)
+				return -errno;
+		}
+		w->ops += BATCH;
+	} while (!stopped());
+	return 0;
+}
+
+/* The cheapest system call, for the cost of entering the kernel here. */
+static int loop_syscall(struct worker *w)
+{
+	do {
+		for (int i = 0; i < BATCH; i++)
+			bench_keep(syscall(SYS_getppid));
+		w->ops += BATCH;
+	} while (!stopped());
+	return 0;
+}
+
+/* A userfaultfd of the bench's own, past UFFDIO_API; -1 if refused. */
+static int probe_fd(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void bench_strict(struct uhmm_mm *mm, void **bufs,
+			 const struct hit_figures *r)
+{
+	struct hit_figures s;
+	struct uhmm_rcache_stats st;
+	double s2, r2, p1 = -1, p2 = -1, sys1;
+	int kept[3], fd;
+
+	printf("\n2. strict mode (UHMM_RCACHE_STRICT): section 1's loop, each "
+	       "get probing first\n");
+	if (measure_uhmm_hits(mm, UHMM_RCACHE_STRICT, bufs, &s, &st)) {
+		printf("  skipped: strict mode refused (-EOPNOTSUPP: the kernel "
+		       "failed its self-test)\n");
+		return;
+	}
+	fd = probe_fd();
+	if (fd >= 0) {
+		p1 = 1e9 / run_threads(loop_probe, &fd, bufs, 1, &kept[0]);
+		p2 = 2e9 / run_threads(loop_probe, &fd, bufs, 2, &kept[1]);
+		close(fd);
+	}
+	sys1 = 1e9 / run_threads(loop_syscall, NULL, bufs, 1, &kept[2]);
+	print_hits("strict", &s);
+	printf("  (%lu hits, %lu misses)\n", st.hits, st.misses);
+
+	/* ns per get+put of each thread, with 2 threads on their own buffers */
+	s2 = 2e3 / s.mops2;
+	r2 = 2e3 / r->mops2;
+	printf("\n   strict vs relaxed (section 1), same run: ns per get+put "
+	       "(per thread)\n");
+	bench_line("relaxed, 1 thread", r->ns1, "ns/op", -1, NULL);
+	bench_line("strict, 1 thread", s.ns1, "ns/op", -1, NULL);
+	printf("%-46s %10.2f x\n", "strict / relaxed, 1 thread", s.ns1 / r->ns1);
+	bench_line("relaxed, 2 threads own buffers", r2, "ns/op", -1, NULL);
+	bench_line("strict, 2 threads own buffers", s2, "ns/op", -1, NULL);
+	printf("%-46s %10.2f x\n", "strict / relaxed, 2 threads", s2 / r2);
+	printf("%-46s %10.2f x\n", "relaxed 2 threads / 1 thread (throughput)",
+	       r->mops2 * r->ns1 / 1e3);
+	printf("%-46s %10.2f x\n", "strict 2 threads / 1 thread (throughput)",
+	       s.mops2 * s.ns1 / 1e3);
+	if (p1 > 0) {
+		printf("  reference, the probe's ioctl alone (own userfaultfd; "
+		       "runs kept %d, %d of %d):\n", kept[0], kept[1],
+		       BENCH_RUNS);
+		bench_line("  probe ioctl, 1 thread", p1, "ns/call", -1, NULL);
+		bench_line("  probe ioctl, 2 threads (per thread)", p2,
+			   "ns/call", -1, NULL);
+		printf("%-46s %10.2f x\n", "  probe 2 threads / 1 thread "
+		       "(throughput)", 2 * p1 / p2);
+		bench_line("  strict - relaxed - probe, 1 thread",
+			   s.ns1 - r->ns1 - p1, "ns/op", -1, NULL);
+	} else {
+		printf("  (no userfaultfd of our own: probe reference "
+		       "skipped)\n");
+	}
+	bench_line("  getppid() syscall, 1 thread (kernel entry)", sys1,
+		   "ns/call", -1, NULL);
+	printf("\n   targets, strict mode\n");
+	bench_line("Strict-mode get+put, 1 thread", s.ns1, "ns/op", 400, "400");
+	line_ge("strict 2 threads / one thread (throughput)",
+		s.mops2 * s.ns1 / 1e3, "x", 1.5, "1.5");
 }
 
 /* ---- UCX ---- */
@@ -405,7 +558,7 @@ static bool bench_ucx_hits(void **bufs, struct hit_figures *f)
 	ucs_rcache_t *rcache;
 	ucs_status_t st;
 
-	printf("\n2. UCX ucs_rcache hit (ucs_rcache_get + "
+	printf("\n3. UCX ucs_rcache hit (ucs_rcache_get + "
 	       "ucs_rcache_region_put, same device)\n");
 	st = ucs_rcache_create(&params, "bench", NULL, &rcache);
 	if (st != UCS_OK) {
@@ -423,7 +576,7 @@ static bool bench_ucx_hits(void **bufs, struct hit_figures *f)
 {
 	(void)bufs;
 	(void)f;
-	printf("\n2. UCX ucs_rcache hit\n"
+	printf("\n3. UCX ucs_rcache hit\n"
 	       "  skipped: built without libucs (libucx-dev not found)\n");
 	return false;
 }
@@ -431,8 +584,8 @@ static bool bench_ucx_hits(void **bufs, struct hit_figures *f)
 
 static void compare(const struct hit_figures *u, const struct hit_figures *x)
 {
-	printf("\n   uhmm vs UCX, same run\n");
-	bench_line("uhmm / UCX ns per hit, 1 thread", u->ns1 / x->ns1, "x",
+	printf("\n   uhmm (RELAXED, section 1) vs UCX, same run\n");
+	bench_line("uhmm relaxed / UCX ns per hit, 1 thread", u->ns1 / x->ns1, "x",
 		   0.5, "0.5");
 	printf("%-46s %10.2f x\n", "uhmm / UCX aggregate, 2 threads own buffers",
 	       u->mops2 / x->mops2);
@@ -675,13 +828,16 @@ static bool setup_file(int *dfd, int *bfd)
 static void bench_io(struct uhmm_mm *mm)
 {
 	static const unsigned int sizes[] = { 4096, 64 << 10 };
+	static const struct uhmm_rcache_config relaxed = {
+		.flags = UHMM_RCACHE_RELAXED,
+	};
 	struct io_setup s = { .buf = NULL };
 	double us[2][IO_MODES], bus[2][IO_MODES];
 	struct uhmm_rcache_stats st;
 	int dfd, bfd, ret;
 
-	printf("\n3. io_uring reads, random offsets, queue depth 1 "
-	       "(us per I/O)\n");
+	printf("\n4. io_uring reads, random offsets, queue depth 1 "
+	       "(us per I/O; the cache RELAXED)\n");
 	ret = io_uring_queue_init(8, &s.ring, 0);
 	if (ret < 0) {
 		printf("  skipped: io_uring_queue_init: %s\n", strerror(-ret));
@@ -689,7 +845,7 @@ static void bench_io(struct uhmm_mm *mm)
 	}
 	check(uhmm_uring_dev_open(&s.dev, &s.ring, 16), "uhmm_uring_dev_open");
 	s.ops = uhmm_uring_rcache_ops();
-	check(uhmm_rcache_create(&s.rc, mm, s.ops, s.dev, NULL),
+	check(uhmm_rcache_create(&s.rc, mm, s.ops, s.dev, &relaxed),
 	      "uhmm_rcache_create (uring)");
 	if (!setup_file(&dfd, &bfd)) {
 		printf("  skipped: could not create the file\n");
@@ -746,11 +902,13 @@ int main(void)
 	printf("uhmm registration-cache benchmark: median of %d runs, "
 	       "%d ms each for hits; %ld CPUs\n", BENCH_RUNS, RUN_MS,
 	       sysconf(_SC_NPROCESSORS_ONLN));
-	check(uhmm_mm_open(&mm, 0), "uhmm_mm_open");
+	/* Relaxed: each cache says its own mode (see the top comment). */
+	check(uhmm_mm_open(&mm, UHMM_MM_RELAXED), "uhmm_mm_open");
 	for (int i = 0; i < MAX_THREADS; i++)
 		bufs[i] = map_buf(HIT_LEN);
 
 	bench_uhmm_hits(mm, bufs, &u);
+	bench_strict(mm, bufs, &u);
 	if (bench_ucx_hits(bufs, &x))
 		compare(&u, &x);
 	bench_io(mm);

@@ -84,8 +84,9 @@ struct uhmm_mm;
  * address in between, and a lookup there must not find what was mapped
  * before. In strict mode uhmm_interval_read_begin() (and so
  * uhmm_range_fault()) and uhmm_rcache_get() first ask the kernel whether
- * an event of uhmm's userfaultfd is in flight - one system call, about
- * 250 ns, skipped while nothing is armed - and if one is, sleep until it
+ * an event of uhmm's userfaultfd is in flight - one system call, 0.25 to
+ * 0.5 us depending on the CPU's mitigations, skipped while nothing is
+ * armed - and if one is, sleep until it
  * has been read and dispatched. Without strict mode they wait only for
  * events already read, which covers every change that returned before
  * the lookup began, but not an address reused by another thread while
