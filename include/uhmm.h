@@ -835,6 +835,21 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
 UHMM_API int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 			     unsigned int access, struct uhmm_region **regionp);
 
+/*
+ * uhmm_rcache_get_many - uhmm_rcache_get() for n buffers at once
+ * ([addrs[i], addrs[i] + lens[i]), each with access): the regions in
+ * regions[0..n-1], each held (put each). One wait for the events to see -
+ * in strict mode one system call - serves them all, so a runtime that
+ * posts many buffers pays it once. All or nothing: on error no region is
+ * held. Returns 0, or -EINVAL (rc, addrs, lens or regions is NULL, n is
+ * 0, or any buffer is refused as uhmm_rcache_get() would), or an error of
+ * uhmm_rcache_get() for the first buffer that failed.
+ */
+UHMM_API int uhmm_rcache_get_many(struct uhmm_rcache *rc, size_t n,
+				  void *const *addrs, const size_t *lens,
+				  unsigned int access,
+				  struct uhmm_region **regions);
+
 /* uhmm_rcache_put - drop the reference a get took. Never blocks.
  * Returns 0, or -EINVAL (rc or region is NULL, or region is not held). */
 UHMM_API int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region);

@@ -643,22 +643,24 @@ fail:
 	return ret;
 }
 
-int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
-		    unsigned int access, struct uhmm_region **regionp)
+static bool get_args_valid(const struct uhmm_rcache *rc, const void *addr,
+			   size_t len, unsigned int access)
 {
-	unsigned long start = (unsigned long)addr, end;
+	unsigned long end;
+
+	return addr && len && access &&
+	       !(access & ~(UHMM_ACCESS_READ | UHMM_ACCESS_WRITE)) &&
+	       !__builtin_add_overflow((unsigned long)addr, len, &end) &&
+	       end <= rc->page_mask;
+}
+
+/* A get, once the events it must see have been dispatched. */
+static int get_one(struct uhmm_rcache *rc, void *addr, size_t len,
+		   unsigned int access, struct uhmm_region **regionp)
+{
+	unsigned long start = (unsigned long)addr, end = start + len;
 	struct region *r;
 	int ret;
-
-	if (!rc || !addr || !regionp || !len || !access ||
-	    (access & ~(UHMM_ACCESS_READ | UHMM_ACCESS_WRITE)) ||
-	    __builtin_add_overflow(start, len, &end) || end > rc->page_mask)
-		return -EINVAL;
-	if (uhmm_mm_forked(rc->mm))
-		return -ECHILD;
-	/* Unmaps that returned before this get are dispatched first, and in
-	 * strict mode those still running. */
-	uhmm_mm_wait_events(rc->mm, rc->strict, 0);
 
 	r = tls_lookup(rc, start, end, access);
 	if (r) {
@@ -690,6 +692,45 @@ int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 	tls_remember(rc, r);
 	*regionp = &r->pub;
 	return 0;
+}
+
+int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
+		    unsigned int access, struct uhmm_region **regionp)
+{
+	if (!rc || !regionp || !get_args_valid(rc, addr, len, access))
+		return -EINVAL;
+	if (uhmm_mm_forked(rc->mm))
+		return -ECHILD;
+	/* Unmaps that returned before this get are dispatched first, and in
+	 * strict mode those still running. */
+	uhmm_mm_wait_events(rc->mm, rc->strict, 0);
+	return get_one(rc, addr, len, access, regionp);
+}
+
+int uhmm_rcache_get_many(struct uhmm_rcache *rc, size_t n, void *const *addrs,
+			 const size_t *lens, unsigned int access,
+			 struct uhmm_region **regions)
+{
+	int ret = 0;
+	size_t i;
+
+	if (!rc || !n || !addrs || !lens || !regions)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!get_args_valid(rc, addrs[i], lens[i], access))
+			return -EINVAL;
+	if (uhmm_mm_forked(rc->mm))
+		return -ECHILD;
+	/* One wait (one probe in strict mode) for all of them. */
+	uhmm_mm_wait_events(rc->mm, rc->strict, 0);
+	for (i = 0; i < n && !ret; i++)
+		ret = get_one(rc, addrs[i], lens[i], access, &regions[i]);
+	if (ret) {
+		/* All or nothing: put back what was taken. */
+		for (i--; i-- > 0;)
+			hold_drop(region_of_pub(regions[i]));
+	}
+	return ret;
 }
 
 int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region)
