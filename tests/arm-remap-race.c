@@ -47,18 +47,34 @@ static void pin(int cpu)
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/*
+ * Another thread's mmap(NULL) of one page (a sanitizer's runtime, a ring)
+ * may land in the hole for an instant: that page is left to it, never
+ * unmapped again, and the others go on.
+ */
+static bool lost[NPAGE];	/* [remapper] */
+static int nlost;		/* [remapper], read after the join */
+
 static void *remapper(void *arg)
 {
 	(void)arg;
 	pin(1);
-	for (unsigned long j = 0; !__atomic_load_n(&done, __ATOMIC_ACQUIRE);
+	for (unsigned long j = 0; !__atomic_load_n(&done, __ATOMIC_ACQUIRE) &&
+				  nlost < NPAGE;
 	     j = (j + 1) % NPAGE) {
 		char *p = base + 2 * j * t_page, *q;
 
+		if (lost[j])
+			continue;
 		REQUIRE(munmap(p, t_page) == 0);
 		q = mmap(p, t_page, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
 			 0);
+		if (q == MAP_FAILED && errno == EEXIST) {
+			lost[j] = true;
+			nlost++;
+			continue;
+		}
 		REQUIRE(q == p);
 		q[0] = 1;
 		remaps++;
@@ -157,16 +173,20 @@ int main(void)
 	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 	REQUIRE(pthread_join(thread, NULL) == 0);
 
-	printf("%ld iterations (scale %g), %ld remaps: -EOPNOTSUPP from "
-	       "%ld inserts and %ld range faults, %ld other errors "
-	       "(last %d)\n", iters, t_scale(), remaps, insert_unsupp,
-	       fault_unsupp, other, last_other);
+	printf("%ld iterations (scale %g), %ld remaps (%d of %d pages lost "
+	       "to another mapping): -EOPNOTSUPP from %ld inserts and %ld "
+	       "range faults, %ld other errors (last %d)\n", iters,
+	       t_scale(), remaps, nlost, NPAGE, insert_unsupp, fault_unsupp,
+	       other, last_other);
+	CHECK(nlost < NPAGE);
 	CHECK_EQ(insert_unsupp, 0);
 	CHECK_EQ(fault_unsupp, 0);
 	CHECK_EQ(other, 0);
 
 	control(mm);
-	munmap(base, SPAN * t_page);
+	for (int j = 0; j < SPAN; j++)	/* not a lost page: not ours */
+		if (j % 2 || !lost[j / 2])
+			munmap(base + j * t_page, t_page);
 	REQUIRE(uhmm_mm_close(mm) == 0);
 	return t_result();
 }
