@@ -30,17 +30,20 @@ static int maps_open(void)
 
 	if (fd >= 0)
 		return fd;
-	pthread_mutex_lock(&maps_lock);
-	if (maps_fd < 0) {
-		fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			__atomic_store_n(&maps_fd, fd, __ATOMIC_RELEASE);
-		else
-			fd = -errno;
-	} else {
-		fd = maps_fd;
+	/* First use: racing openers keep the first fd, close theirs. */
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	{
+		int none = -1;
+
+		if (!__atomic_compare_exchange_n(&maps_fd, &none, fd, false,
+						 __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE)) {
+			close(fd);
+			fd = none;
+		}
 	}
-	pthread_mutex_unlock(&maps_lock);
 	return fd;
 }
 
@@ -113,11 +116,24 @@ int uhmm_prim_vma_find(unsigned long addr, struct uhmm_vma *vma)
 	if (works != 0) {
 		fd = maps_open();
 		if (fd >= 0) {
-			/* One query at a time on the shared file: the kernel
-			 * keeps per-file state for it. */
-			pthread_mutex_lock(&maps_lock);
-			ret = vma_query(fd, addr, vma);
-			pthread_mutex_unlock(&maps_lock);
+			/*
+			 * One query at a time on the shared file: the kernel
+			 * keeps per-file state for it. Never waited for: the
+			 * holder may be the thread a signal handler that
+			 * calls uhmm_munmap() interrupted. If it is taken,
+			 * the query goes to a file of its own.
+			 */
+			if (pthread_mutex_trylock(&maps_lock) == 0) {
+				ret = vma_query(fd, addr, vma);
+				pthread_mutex_unlock(&maps_lock);
+			} else {
+				int own = open("/proc/self/maps",
+					       O_RDONLY | O_CLOEXEC);
+
+				ret = own < 0 ? -errno : vma_query(own, addr, vma);
+				if (own >= 0)
+					close(own);
+			}
 			if (ret == 0 || ret == -ENOENT) {
 				__atomic_store_n(&procmap_query_works, 1,
 						 __ATOMIC_RELAXED);
