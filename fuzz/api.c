@@ -422,6 +422,14 @@ static void gen_range(unsigned long *startp, unsigned long *lenp)
 /* ------------------------------------------------------------------ */
 /* The callback */
 
+/*
+ * The arena's system calls go to the kernel directly, or (a mem op's bit
+ * 0x40) through uhmm_mmap() and friends, which report the change before
+ * making it - in this thread, while callbacks may refuse, nest, ...
+ */
+static bool in_mem_op;
+static bool via_uhmm;
+
 static void nested_action(struct fsub *s, const struct uhmm_notifier_range *r);
 static bool in_window_of(int i);
 
@@ -464,6 +472,15 @@ static bool fuzz_invalidate(struct uhmm_interval_notifier *sub,
 		/* The child's RELEASE, at its first call on the mm. */
 		if (range->event != UHMM_EVENT_RELEASE)
 			FAIL("event %d in a fork child", (int)range->event);
+	} else if (on_main && in_mem_op && via_uhmm && !depth) {
+		/* uhmm_munmap() & co.: the change's own windows, before it,
+		 * non-blockable, over the arena, on monitored mms. */
+		if (blockable || range->event == UHMM_EVENT_RELEASE ||
+		    !mms[s->mmi].monitored || range->start < A ||
+		    range->end > A + ARENA_PAGES * P)
+			FAIL("uhmm_*() window [%#lx, %#lx) event %d flags %#x "
+			     "on mm%d", range->start, range->end,
+			     (int)range->event, range->flags, s->mmi);
 	} else if (on_main) {
 		const struct mwin *w;
 
@@ -508,8 +525,10 @@ static bool fuzz_invalidate(struct uhmm_interval_notifier *sub,
 	}
 	pthread_mutex_unlock(&s->lock);
 
+	/* Not from the windows of uhmm_munmap() & co.: the ops' oracles
+	 * know a callback by the fuzzer's own windows (not yet done). */
 	if (on_main && (s->mode & MODE_NESTED) && depth < MAX_DEPTH &&
-	    !in_fork && !in_child)
+	    !in_fork && !in_child && !(in_mem_op && via_uhmm))
 		nested_action(s, range);
 	return !refuse;
 }
@@ -1723,6 +1742,37 @@ static bool any_mapped(int p, int n)
 	return false;
 }
 
+
+static void *arena_mmap(void *a, size_t len, int prot, int flags, int fd,
+			off_t off)
+{
+	return via_uhmm ? uhmm_mmap(a, len, prot, flags, fd, off)
+			: mmap(a, len, prot, flags, fd, off);
+}
+
+static int arena_munmap(void *a, size_t len)
+{
+	return via_uhmm ? uhmm_munmap(a, len) : munmap(a, len);
+}
+
+static int arena_madvise(void *a, size_t len, int advice)
+{
+	return via_uhmm ? uhmm_madvise(a, len, advice)
+			: madvise(a, len, advice);
+}
+
+static void *arena_mremap(void *a, size_t len, size_t new_len, int flags,
+			  void *to)
+{
+	return via_uhmm ? uhmm_mremap(a, len, new_len, flags, to)
+			: mremap(a, len, new_len, flags, to);
+}
+
+static int arena_mprotect(void *a, size_t len, int prot)
+{
+	return via_uhmm ? uhmm_mprotect(a, len, prot) : mprotect(a, len, prot);
+}
+
 static void *map_kind(int p, int n, enum kind kd, bool noreplace)
 {
 	unsigned long addr = A + (unsigned long)p * P, len = (unsigned long)n * P;
@@ -1741,8 +1791,8 @@ static void *map_kind(int p, int n, enum kind kd, bool noreplace)
 		flags |= MAP_PRIVATE | MAP_ANONYMOUS;
 	else
 		flags |= kd == K_FILE_PRIV ? MAP_PRIVATE : MAP_SHARED;
-	return mmap((void *)addr, len, prot, flags, fd,
-		    fd < 0 ? 0 : (off_t)((unsigned long)p * P));
+	return arena_mmap((void *)addr, len, prot, flags, fd,
+			  fd < 0 ? 0 : (off_t)((unsigned long)p * P));
 }
 
 /* Mem op arguments: pages [p, p + n) of the arena. */
@@ -1780,7 +1830,8 @@ static bool mem_munmap(int p, int n, bool rep)
 		return false;
 	if (rep)
 		report(p, n, UHMM_EVENT_UNMAP);
-	if (munmap((void *)(A + (unsigned long)p * P), (unsigned long)n * P))
+	if (arena_munmap((void *)(A + (unsigned long)p * P),
+			 (unsigned long)n * P))
 		FAIL("munmap: %s", strerror(errno));
 	for (int q = p; q < p + n; q++)
 		kind[q] = K_HOLE;
@@ -1794,8 +1845,8 @@ static bool mem_dontneed(int p, int n, bool rep)
 		return false;
 	if (rep)
 		report(p, n, UHMM_EVENT_CLEAR);
-	if (madvise((void *)(A + (unsigned long)p * P), (unsigned long)n * P,
-		    MADV_DONTNEED))
+	if (arena_madvise((void *)(A + (unsigned long)p * P),
+			  (unsigned long)n * P, MADV_DONTNEED))
 		FAIL("madvise(DONTNEED) of kinds %d..: %s", kind[p],
 		     strerror(errno));
 	changed(p, n, rep);
@@ -1814,9 +1865,9 @@ static bool mem_mremap(int p, int q, bool rep)
 		if (kind[q] != K_HOLE)
 			report(q, 1, UHMM_EVENT_UNMAP);
 	}
-	to = mremap((void *)(A + (unsigned long)p * P), P, P,
-		    MREMAP_MAYMOVE | MREMAP_FIXED,
-		    (void *)(A + (unsigned long)q * P));
+	to = arena_mremap((void *)(A + (unsigned long)p * P), P, P,
+			  MREMAP_MAYMOVE | MREMAP_FIXED,
+			  (void *)(A + (unsigned long)q * P));
 	if (to == MAP_FAILED)
 		FAIL("mremap page %d -> %d (kind %d): %s", p, q, kind[p],
 		     strerror(errno));
@@ -1826,8 +1877,6 @@ static bool mem_mremap(int p, int q, bool rep)
 	changed(q, 1, rep);
 	return true;
 }
-
-static bool in_mem_op;
 
 static void mem_touch(int p, int n)
 {
@@ -1848,8 +1897,8 @@ static void mem_mprotect(int p, int n, enum kind to)
 
 	if (!all_kind(p, n, is_anon))
 		return;
-	if (mprotect((void *)(A + (unsigned long)p * P), (unsigned long)n * P,
-		     prot))
+	if (arena_mprotect((void *)(A + (unsigned long)p * P),
+			   (unsigned long)n * P, prot))
 		FAIL("mprotect: %s", strerror(errno));
 	for (int q = p; q < p + n; q++)
 		kind[q] = to;
@@ -1864,7 +1913,9 @@ static void op_mem(void)
 	gen_pages(&p, &n);
 	if (in_mem_op)
 		return;
-	TRACE("mem op %d pages %d+%d%s\n", k % 8, p, n, rep ? " reported" : "");
+	via_uhmm = k & 0x40;
+	TRACE("mem op %d pages %d+%d%s%s\n", k % 8, p, n,
+	      rep ? " reported" : "", via_uhmm ? " via uhmm_*()" : "");
 	in_mem_op = true;
 	switch (k % 8) {
 	case 0:
@@ -1888,6 +1939,7 @@ static void op_mem(void)
 		break;
 	}
 	in_mem_op = false;
+	via_uhmm = false;
 }
 
 /*
