@@ -66,7 +66,6 @@ int uhmm_munmap(void *addr, size_t len)
 	struct uhmm_change c = { .unregister = true };
 	unsigned long start, end;
 	long ret;
-	int err;
 
 	if (!page_range(addr, len, &start, &end))
 		return (int)uhmm_prim_sys_munmap(addr, len);
@@ -74,11 +73,9 @@ int uhmm_munmap(void *addr, size_t len)
 	if (!uhmm_uffd_change_begin(&c))
 		return (int)uhmm_prim_sys_munmap(addr, len);
 	ret = uhmm_prim_sys_munmap(addr, len);
-	err = errno;
 	if (ret)
 		rearm(&c, start, end);
 	uhmm_uffd_change_end(&c);
-	errno = err;
 	return (int)ret;
 }
 
@@ -87,7 +84,6 @@ int uhmm_madvise(void *addr, size_t len, int advice)
 	struct uhmm_change c = { .unregister = true };
 	unsigned long start, end;
 	long ret;
-	int err;
 
 	/* The discards: the kernel sends REMOVE for them (before the zap). */
 	if ((advice != MADV_DONTNEED && advice != MADV_FREE &&
@@ -98,10 +94,8 @@ int uhmm_madvise(void *addr, size_t len, int advice)
 	if (!uhmm_uffd_change_begin(&c))
 		return (int)uhmm_prim_sys_madvise(addr, len, advice);
 	ret = uhmm_prim_sys_madvise(addr, len, advice);
-	err = errno;
 	rearm(&c, start, end);
 	uhmm_uffd_change_end(&c);
-	errno = err;
 	return (int)ret;
 }
 
@@ -111,7 +105,6 @@ void *uhmm_mmap(void *addr, size_t len, int prot, int flags, int fd,
 	struct uhmm_change c = { .unregister = true };
 	unsigned long start, end;
 	void *ret;
-	int err;
 
 	/* Only MAP_FIXED replaces what is there (NOREPLACE fails instead). */
 	if (!(flags & MAP_FIXED) || (flags & MAP_FIXED_NOREPLACE) ||
@@ -121,10 +114,8 @@ void *uhmm_mmap(void *addr, size_t len, int prot, int flags, int fd,
 	if (!uhmm_uffd_change_begin(&c))
 		return uhmm_prim_sys_mmap(addr, len, prot, flags, fd, offset);
 	ret = uhmm_prim_sys_mmap(addr, len, prot, flags, fd, offset);
-	err = errno;
 	rearm(&c, start, end);
 	uhmm_uffd_change_end(&c);
-	errno = err;
 	return ret;
 }
 
@@ -134,7 +125,6 @@ void *uhmm_mremap(void *old, size_t old_len, size_t new_len, int flags,
 	struct uhmm_change c = { .unregister = true };
 	unsigned long start, end, dst, dst_end, page;
 	void *ret;
-	int err;
 
 	if (!page_range(old, old_len, &start, &end))
 		return uhmm_prim_sys_mremap(old, old_len, new_len, flags,
@@ -153,7 +143,6 @@ void *uhmm_mremap(void *old, size_t old_len, size_t new_len, int flags,
 		return uhmm_prim_sys_mremap(old, old_len, new_len, flags,
 					    new_addr);
 	ret = uhmm_prim_sys_mremap(old, old_len, new_len, flags, new_addr);
-	err = errno;
 	/* What stayed (a shrink's head, all of it on failure), and where
 	 * it went (moved, or grown in place). */
 	rearm(&c, start, end);
@@ -162,7 +151,6 @@ void *uhmm_mremap(void *old, size_t old_len, size_t new_len, int flags,
 		rearm(&c, (unsigned long)ret,
 		      ((unsigned long)ret + new_len + page - 1) & ~(page - 1));
 	uhmm_uffd_change_end(&c);
-	errno = err;
 	return ret;
 }
 
@@ -171,7 +159,6 @@ int uhmm_mprotect(void *addr, size_t len, int prot)
 	struct uhmm_change c = { .unregister = false };
 	unsigned long start, end;
 	long ret;
-	int err;
 
 	if (!page_range(addr, len, &start, &end))
 		return (int)uhmm_prim_sys_mprotect(addr, len, prot);
@@ -179,9 +166,7 @@ int uhmm_mprotect(void *addr, size_t len, int prot)
 	if (!uhmm_uffd_change_begin(&c))
 		return (int)uhmm_prim_sys_mprotect(addr, len, prot);
 	ret = uhmm_prim_sys_mprotect(addr, len, prot);
-	err = errno;
 	uhmm_uffd_change_end(&c);
-	errno = err;
 	return (int)ret;
 }
 
@@ -195,7 +180,6 @@ int uhmm_shmdt(const void *addr)
 	unsigned long start = (unsigned long)addr, end = start;
 	struct uhmm_vma vma;
 	long ret;
-	int err;
 
 	while (uhmm_prim_vma_find(end, &vma) == 0 && vma.start == end &&
 	       vma.shared && vma.file)
@@ -206,10 +190,8 @@ int uhmm_shmdt(const void *addr)
 	if (!uhmm_uffd_change_begin(&c))
 		return (int)uhmm_prim_sys_shmdt(addr);
 	ret = uhmm_prim_sys_shmdt(addr);
-	err = errno;
 	if (ret)
 		rearm(&c, start, end);
 	uhmm_uffd_change_end(&c);
-	errno = err;
 	return (int)ret;
 }

@@ -158,7 +158,8 @@ struct uhmm_change {
 
 /*
  * true: windows are open on every live mm and the ranges unregistered;
- * make the call, set rearm, then uhmm_uffd_change_end(). false: make the
+ * make the call, set rearm, then uhmm_uffd_change_end() (which leaves
+ * errno as the call set it). false: make the
  * call as it is; the kernel reports it (no source, nothing armed there, a
  * callback that could not run without blocking, a thread inside uhmm).
  */

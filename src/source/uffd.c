@@ -909,7 +909,9 @@ bool uhmm_uffd_change_begin(struct uhmm_change *c)
 	bool armed = false;
 
 	c->nwindows = 0;
-	if (!src || uhmm_locks_held || uhmm_in_callback())
+	/* Nothing armed (narmed, as source_settle()): no lock taken. */
+	if (!src || uhmm_locks_held || uhmm_in_callback() ||
+	    !__atomic_load_n(&src->narmed, __ATOMIC_SEQ_CST))
 		return false;
 	uhmm_mutex_lock(&src->arm_lock);
 	for (int i = 0; i < c->nranges; i++)
@@ -983,10 +985,12 @@ void uhmm_uffd_change_abort(struct uhmm_change *c)
 	c->nwindows = 0;
 }
 
-/* The call was made: re-arm what c->rearm says is left, close up. */
+/* The call was made: re-arm what c->rearm says is left, close up. errno
+ * stays the call's. */
 void uhmm_uffd_change_end(struct uhmm_change *c)
 {
 	struct uffd_source *src = c->src;
+	int err = errno;
 
 	for (int i = 0; i < c->nrearm; i++) {
 		if (rearm_range_locked(src, c->rearm[i].start, c->rearm[i].end))
@@ -996,6 +1000,7 @@ void uhmm_uffd_change_end(struct uhmm_change *c)
 	uhmm_mutex_unlock(&src->arm_lock);
 	__atomic_fetch_add(&src->changes_before, 1, __ATOMIC_RELAXED);
 	uhmm_uffd_change_abort(c);
+	errno = err;
 }
 
 /*
