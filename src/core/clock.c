@@ -33,17 +33,15 @@ void uhmm_clock_set_dispatcher(const struct uhmm_event_clock *c)
 	dispatching = c;
 }
 
-int uhmm_clock_wait_slow(struct uhmm_event_clock *c, unsigned long ticket,
-			 unsigned long long deadline_ns)
+int uhmm_clock_wait_for(struct uhmm_event_clock *c,
+			const unsigned long *counter, unsigned long ticket,
+			unsigned long long deadline_ns)
 {
 	struct timespec ts = uhmm_deadline_ts(deadline_ns);
 	int ret = 0;
 
-	/* The dispatcher cannot wait for the read it is dispatching. */
-	if (dispatching == c)
-		return 0;
 	uhmm_mutex_lock(&c->done_lock);
-	while ((long)(c->done_ticket - ticket) < 0) {
+	while ((long)(*counter - ticket) < 0) {
 		if (!deadline_ns) {
 			uhmm_cond_wait(&c->done_cond, &c->done_lock);
 		} else if (uhmm_cond_timedwait(&c->done_cond, &c->done_lock,
@@ -54,4 +52,13 @@ int uhmm_clock_wait_slow(struct uhmm_event_clock *c, unsigned long ticket,
 	}
 	uhmm_mutex_unlock(&c->done_lock);
 	return ret;
+}
+
+int uhmm_clock_wait_slow(struct uhmm_event_clock *c, unsigned long ticket,
+			 unsigned long long deadline_ns)
+{
+	/* The dispatcher cannot wait for the read it is dispatching. */
+	if (dispatching == c)
+		return 0;
+	return uhmm_clock_wait_for(c, &c->done_ticket, ticket, deadline_ns);
 }

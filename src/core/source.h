@@ -75,6 +75,16 @@ void uhmm_clock_done_locked(struct uhmm_event_clock *c, unsigned long t);
 void uhmm_clock_set_dispatcher(const struct uhmm_event_clock *c);
 
 /*
+ * Wait under done_lock until *counter - the clock's done_ticket, or a
+ * counter a source writes under done_lock and announces with done_cond -
+ * reaches ticket, or until deadline_ns (CLOCK_MONOTONIC, 0: none): 0 or
+ * -ETIMEDOUT.
+ */
+int uhmm_clock_wait_for(struct uhmm_event_clock *c,
+			const unsigned long *counter, unsigned long ticket,
+			unsigned long long deadline_ns);
+
+/*
  * Wait until every read started before the call is done, or until
  * deadline_ns (CLOCK_MONOTONIC, 0: none): 0 or -ETIMEDOUT. Two loads when
  * no read is in flight.

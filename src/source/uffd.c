@@ -875,12 +875,8 @@ static int source_sync(struct uhmm_source *base)
 	ticket = __atomic_add_fetch(&src->sync_requested, 1, __ATOMIC_RELEASE);
 	uhmm_prim_eventfd_signal(src->wake_fd);
 
-	uhmm_mutex_lock(&src->base.clock.done_lock);
-	while ((long)(src->sync_done - ticket) < 0)
-		uhmm_cond_wait(&src->base.clock.done_cond,
-				  &src->base.clock.done_lock);
-	uhmm_mutex_unlock(&src->base.clock.done_lock);
-	return 0;
+	return uhmm_clock_wait_for(&src->base.clock, &src->sync_done, ticket,
+				   0);
 }
 
 /* ---- changes reported before they happen (source/change.c) ---- */
@@ -1021,9 +1017,8 @@ static int source_settle(struct uhmm_source *base,
 			 unsigned long long deadline_ns)
 {
 	struct uffd_source *src = uffd_of(base);
-	struct timespec ts = uhmm_deadline_ts(deadline_ns);
 	unsigned long ticket;
-	int ret = 0;
+	int ret;
 
 	/* Not from a callback: the window it runs in may be what the
 	 * dispatcher waits for before it answers. */
@@ -1039,21 +1034,8 @@ static int source_settle(struct uhmm_source *base,
 				    __ATOMIC_SEQ_CST);
 	uhmm_prim_eventfd_signal(src->wake_fd);
 
-	ret = 0;
-	uhmm_mutex_lock(&src->base.clock.done_lock);
-	while ((long)(src->settle_done - ticket) < 0) {
-		if (!deadline_ns) {
-			uhmm_cond_wait(&src->base.clock.done_cond,
-				       &src->base.clock.done_lock);
-		} else if (uhmm_cond_timedwait(&src->base.clock.done_cond,
-					       &src->base.clock.done_lock,
-					       &ts) == ETIMEDOUT) {
-			ret = -ETIMEDOUT;
-			break;
-		}
-	}
-	uhmm_mutex_unlock(&src->base.clock.done_lock);
-	return ret;
+	return uhmm_clock_wait_for(&src->base.clock, &src->settle_done, ticket,
+				   deadline_ns);
 }
 
 /*
