@@ -585,6 +585,19 @@ static bool refuses(const struct fsub *s, bool blockable)
 }
 
 /*
+ * Can a window [start, end) on mm i call s? Not if s is elsewhere, or
+ * a deferred insert without monitor (deferred inserts are known and not
+ * called there; with a monitor, a kernel window may have deferred any
+ * insert not yet seen by a read_begin, which callers check apart).
+ */
+static bool window_reaches(const struct fsub *s, int i, unsigned long start,
+			   unsigned long end)
+{
+	return s && s->mmi == i && s->sub.mm && overlaps(s, start, end) &&
+	       (loose(&mms[i]) || !s->deferred);
+}
+
+/*
  * A window [start, end) opens on mm i: update the expectations of the
  * notifiers it hits. Returns the predicted result of its start: 0, or
  * -EAGAIN (non-blockable and a callback refuses). *bug: a blockable
@@ -600,12 +613,7 @@ static int model_window_open(int i, unsigned long start, unsigned long end,
 	for (int k = 0; k < NSUB; k++) {
 		struct fsub *s = subs[k];
 
-		if (!s || s->mmi != i || !s->sub.mm || !overlaps(s, start, end))
-			continue;
-		/* Without monitor, deferred inserts are known and not
-		 * called; with it, a kernel window may have deferred any
-		 * insert not yet seen by a read_begin. */
-		if (!loose(m) && s->deferred)
+		if (!window_reaches(s, i, start, end))
 			continue;
 		if (loose(m) && (m->closed || !s->surely_linked)) {
 			if (refuses(s, blockable)) {
@@ -627,9 +635,7 @@ static int model_window_open(int i, unsigned long start, unsigned long end,
 		for (int k = 0; k < NSUB; k++) {
 			struct fsub *s = subs[k];
 
-			if (!s || s->mmi != i || !s->sub.mm ||
-			    !overlaps(s, start, end) ||
-			    (!loose(m) && s->deferred))
+			if (!window_reaches(s, i, start, end))
 				continue;
 			s->exp_max++;
 			s->unc_epoch = m->epoch + (m->colliding ? 0 : 1);
@@ -647,9 +653,7 @@ static int model_window_open(int i, unsigned long start, unsigned long end,
 	for (int k = 0; k < NSUB; k++) {
 		struct fsub *s = subs[k];
 
-		if (!s || s->mmi != i || !s->sub.mm || !overlaps(s, start, end))
-			continue;
-		if (!loose(m) && s->deferred)
+		if (!window_reaches(s, i, start, end))
 			continue;
 		if (loose(m) && (m->closed || !s->surely_linked)) {
 			s->exp_max++;
