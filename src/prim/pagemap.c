@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -21,26 +20,10 @@
 
 /* Like maps_fd in vma.c: names the process that opened it. */
 static int pagemap_fd = -1;
-static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int pagemap_open(void)
 {
-	int fd = __atomic_load_n(&pagemap_fd, __ATOMIC_ACQUIRE);
-
-	if (fd >= 0)
-		return fd;
-	pthread_mutex_lock(&pagemap_lock);
-	if (pagemap_fd < 0) {
-		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			__atomic_store_n(&pagemap_fd, fd, __ATOMIC_RELEASE);
-		else
-			fd = -errno;
-	} else {
-		fd = pagemap_fd;
-	}
-	pthread_mutex_unlock(&pagemap_lock);
-	return fd;
+	return uhmm_prim_open_once(&pagemap_fd, "/proc/self/pagemap");
 }
 
 /* One PAGEMAP_SCAN: the regions found, or a negative errno. */
@@ -203,5 +186,4 @@ void uhmm_prim_pagemap_after_fork_child(void)
 	if (pagemap_fd >= 0)
 		close(pagemap_fd);
 	pagemap_fd = -1;
-	pthread_mutex_init(&pagemap_lock, NULL);
 }

@@ -126,6 +126,12 @@ struct uhmm_vma {
 };
 
 /*
+ * The fd of path (read-only), opened on first use and kept in *fdp (-1
+ * until then; a fork child sets it back to -1): the fd, or -errno.
+ */
+int uhmm_prim_open_once(int *fdp, const char *path);
+
+/*
  * The mapping that covers addr, or else the first one above it.
  * -ENOENT if there is none. Uses PROCMAP_QUERY where the kernel has it
  * (6.11+), else parses /proc/self/maps.

@@ -24,27 +24,28 @@ static int maps_fd = -1;
 static int procmap_query_works = -1;	/* unknown until first tried */
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int maps_open(void)
+int uhmm_prim_open_once(int *fdp, const char *path)
 {
-	int fd = __atomic_load_n(&maps_fd, __ATOMIC_ACQUIRE);
+	int fd = __atomic_load_n(fdp, __ATOMIC_ACQUIRE), none = -1;
 
 	if (fd >= 0)
 		return fd;
-	/* First use: racing openers keep the first fd, close theirs. */
-	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	/* Racing openers keep the first fd and close theirs: no lock, so
+	 * that a signal handler's lookup never waits for one. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	{
-		int none = -1;
-
-		if (!__atomic_compare_exchange_n(&maps_fd, &none, fd, false,
-						 __ATOMIC_ACQ_REL,
-						 __ATOMIC_ACQUIRE)) {
-			close(fd);
-			fd = none;
-		}
+	if (!__atomic_compare_exchange_n(fdp, &none, fd, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		close(fd);
+		fd = none;
 	}
 	return fd;
+}
+
+static int maps_open(void)
+{
+	return uhmm_prim_open_once(&maps_fd, "/proc/self/maps");
 }
 
 static int vma_query(int fd, unsigned long addr, struct uhmm_vma *vma)
