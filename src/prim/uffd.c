@@ -123,26 +123,20 @@ int uhmm_prim_uffd_changing_selftest(void)
 	u.page = uhmm_prim_sys_mmap(NULL, u.len, PROT_READ | PROT_WRITE,
 				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (u.page == MAP_FAILED) {
-		close(fd);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto out_close;
 	}
 	ret = uhmm_prim_uffd_register(fd, (unsigned long)u.page, u.len);
-	if (ret) {
-		uhmm_prim_sys_munmap(u.page, u.len);
-		close(fd);
-		return ret;
-	}
+	if (ret)
+		goto out_unmap;
 	before = selftest_probe(fd);
 	/* No signal handler of the application runs on the helper. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	ret = -pthread_create(&helper, NULL, selftest_unmap_main, &u);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret) {
-		uhmm_prim_sys_munmap(u.page, u.len);
-		close(fd);
-		return ret;
-	}
+	if (ret)
+		goto out_unmap;
 	/* Queued: the helper now waits for the read (10 s at most here). */
 	ready = uhmm_prim_wait2(fd, -1, 10 * 1000 * 1000);
 	if (ready > 0 && (ready & UHMM_PRIM_READABLE)) {
@@ -162,6 +156,12 @@ int uhmm_prim_uffd_changing_selftest(void)
 	pthread_join(helper, NULL);
 	/* Nothing to read in 10 s: the helper may not have run yet. */
 	return ready == 0 ? -EAGAIN : -EOPNOTSUPP;
+
+out_unmap:
+	uhmm_prim_sys_munmap(u.page, u.len);
+out_close:
+	close(fd);
+	return ret;
 }
 
 ssize_t uhmm_prim_uffd_read(int fd, struct uffd_msg *msgs, size_t n)
