@@ -3,9 +3,10 @@
  * The registration cache's limits and bookkeeping, with a fake device that
  * counts (no io_uring), single-threaded so every counter is exact:
  *
- *  - eviction is least recently used first, where "recent" is counted in
- *    misses (uses between two misses tie): the scenarios are built so the
- *    expected victim is the only region with the oldest stamp;
+ *  - eviction is CLOCK (second chance): the hand goes round the regions
+ *    in the order they were registered, spares once a region hit since it
+ *    last passed (and clears its bit), and takes the first other one; the
+ *    scenarios are built so the expected victim is certain;
  *  - max_regions and max_bytes are caps for idle regions;
  *  - a held region is never evicted, even when it is the oldest, and when
  *    every region is held the cache grows past both caps instead of
@@ -74,23 +75,25 @@ static void lru_order(void)
 	     *e = t_map(1);
 	uint64_t ha, hb, hc, hd, he;
 
-	/* Stamps (the miss count at the last use): A 1, B 2, C 3. */
+	/* The ring: A B C, the hand at A, no bit set (a miss sets none). */
 	ha = use(rc, a, P);
 	hb = use(rc, b, P);
 	hc = use(rc, c, P);
 	CHECK_STATS(rc, 0, 3, 0, 0, 0, 3, 3 * P);
-	/* A hit: A 3. B is now the only one stamped 2. */
+	/* A hit sets A's bit. */
 	CHECK_EQ(use(rc, a, P), ha);
 	CHECK_STATS(rc, 1, 3, 0, 0, 0, 3, 3 * P);
 
-	/* A fourth region needs room: B goes, synchronously (it is idle). */
+	/* A fourth region needs room: the hand spares A (clearing its
+	 * bit) and takes B, synchronously (it is idle). */
 	hd = use(rc, dd, P);
 	CHECK(!t_fdev_live(&d, hb));
 	CHECK(t_fdev_live(&d, ha) && t_fdev_live(&d, hc) &&
 	      t_fdev_live(&d, hd));
 	CHECK_STATS(rc, 1, 4, 0, 1, 1, 3, 3 * P);
 
-	/* Stamps A 3, C 3, D 4; a hit on C: C 4. A is the oldest alone. */
+	/* The hand at C; D went in behind it: C A D. A hit on C sets its
+	 * bit; the hand spares C and takes A. */
 	CHECK_EQ(use(rc, c, P), hc);
 	he = use(rc, e, P);
 	CHECK(!t_fdev_live(&d, ha));
@@ -105,7 +108,8 @@ static void lru_order(void)
 	CHECK_STATS(rc, 5, 5, 0, 2, 2, 3, 3 * P);
 	CHECK(use(rc, b, P) != hb);
 	CHECK_STATS(rc, 5, 6, 0, 3, 3, 3, 3 * P);
-	/* Stamps C 5, D 5, E 5 then B 6: the victim was one of C, D, E. */
+	/* The hits set C, D and E's bits: the hand cleared them all and
+	 * took one of them. */
 	destroy(rc, &d);
 	for (char **p = (char *[]){ a, b, c, dd, e, NULL }; *p; p++)
 		munmap(*p, P);
@@ -145,7 +149,7 @@ static void held_never_evicted(void)
 	char *a = t_map(1), *b = t_map(1), *c = t_map(1), *dd = t_map(1),
 	     *e = t_map(1), *big = t_map(8);
 	struct uhmm_region *ra, *rc_, *rd, *r1, *r2;
-	uint64_t ha, hb, hc, h1;
+	uint64_t ha, hb, hc, h1, rd_handle;
 
 	/* A is the oldest but held: the idle B goes instead. */
 	ra = get(rc, a, P);
@@ -160,6 +164,7 @@ static void held_never_evicted(void)
 
 	/* All held: the cache grows past max_regions rather than fail. */
 	rd = get(rc, dd, P);
+	rd_handle = rd->handle;
 	CHECK_STATS(rc, 0, 4, 0, 1, 1, 3, 3 * P);
 	CHECK(t_fdev_live(&d, ha) && t_fdev_live(&d, hc) &&
 	      t_fdev_live(&d, rd->handle));
@@ -170,13 +175,13 @@ static void held_never_evicted(void)
 	CHECK_EQ(uhmm_rcache_put(rc, r1), 0);
 
 	/* Released, they are idle again: the next miss evicts down to the
-	 * cap, oldest first (A 1, C 3, D 4; the hit on A made it 4 too, so
-	 * only C is certain; then one of A, D). */
+	 * cap: the hand spares A, which was hit, and takes C and D. */
 	CHECK_EQ(uhmm_rcache_put(rc, ra), 0);
 	CHECK_EQ(uhmm_rcache_put(rc, rc_), 0);
 	CHECK_EQ(uhmm_rcache_put(rc, rd), 0);
 	r2 = get(rc, e, P);
-	CHECK(!t_fdev_live(&d, hc));
+	CHECK(!t_fdev_live(&d, hc) && !t_fdev_live(&d, rd_handle));
+	CHECK(t_fdev_live(&d, ha));
 	CHECK_STATS(rc, 1, 5, 0, 3, 3, 2, 2 * P);
 	CHECK_EQ(uhmm_rcache_put(rc, r2), 0);
 	destroy(rc, &d);

@@ -7,61 +7,84 @@
  *
  *   registering --commit--> valid --invalidate/evict--> dead --retire--> free
  *
- * registering  a miss, under rc->lock: insert the notifier, read_begin,
- *              ops->reg, and commit only if read_retry says no
- *              invalidation collided (else dereg and try again).
- * valid        handed out by get. Holders are counted in 'active'.
+ * registering  a miss, under no lock of the cache: insert the notifier,
+ *              read_begin, ops->reg, and make it valid only if read_retry
+ *              says no invalidation collided (else dereg and try again);
+ *              then, under rc->lock, commit: into the index.
+ * valid        handed out by get. Holders are counted per shard (below).
  * dead         'valid' went to 0 (an invalidation, or eviction). Holders
  *              keep using the registration; whoever sees (dead, no holder)
  *              first - the invalidation, an eviction, or the last put -
- *              claims it (dereg_claimed), for that incarnation only. A
- *              miss that claims it retires it at once; anyone else queues
- *              it for the worker, in the same step under dead_lock
+ *              claims it (dereg_claimed), for that incarnation only, and
+ *              queues it for the worker in the same step under dead_lock
  *              (queue_dead).
- * retire       ops->dereg, remove the notifier, take it out of the tree;
- *              the struct goes to the free list with a new incarnation.
- *              Done by the worker, by a miss that needs the room
- *              (make_room_locked), or by destroy; never on the event
- *              dispatcher: a device may block in dereg.
+ * retire       out of the index under rc->lock, then ops->dereg and the
+ *              notifier's removal under no lock, then the struct goes to
+ *              the free list with a new incarnation. Done by the worker,
+ *              by a miss that needs the room (make_room_locked()), or by
+ *              destroy; never on the event dispatcher: a device may block
+ *              in dereg.
  *
- * Limits. Every region in the tree counts, valid or dead, and reg and
- * dereg happen only under rc->lock, so when rc->lock is free the device
- * has exactly rc->nregions registrations. A miss over a limit retires
- * dead regions no one holds and evicts idle valid ones itself; only held
- * regions (valid or dead) are left alone and can take the cache past its
- * limits. Dead regions alone never can: a slow dereg makes the worker
- * fall behind a stream of invalidations, and a miss that grew past them
- * instead of retiring them let the backlog grow without bound.
+ * The index. Hits take no lock that threads share: they read the index
+ * while misses and retirements change it under rc->lock.
+ *  - A hash of regions by their first page, chained through hnext: a get
+ *    for a buffer at the start of a region (the common case: the same
+ *    buffers again and again) reads one bucket and one region.
+ *  - The interval tree, read with uhmm_itree_find_lockless() when the
+ *    hash has nothing: a request that starts inside a region.
+ * Region memory is type-stable (never returned to the system before
+ * destroy, like SLAB_TYPESAFE_BY_RCU), so a reader may follow a link to a
+ * region that is being retired or reused: it checks what it finds, never
+ * trusts it. What it checks is the region's incarnation, bumped at every
+ * retirement: a region read as incarnation I, then held, then read valid
+ * and incarnation I again, is I's, valid - and stays I's while held. A
+ * reader that a writer led astray misses, and takes the locked path.
+ *
+ * Holders. A region keeps one count per shard (CPU number modulo
+ * nshards), each with its own copy of what get returns (the pub copy
+ * names the shard, so a put from any CPU or thread lowers the count the
+ * get raised): a hit writes only its shard's line, and two CPUs hitting
+ * the same regions do not pass lines back and forth. A hit raises its
+ * count and then checks that 'valid' is still 1; a kill clears 'valid'
+ * and then reads every count. All sequentially consistent, so at least
+ * one sees the other (the Dekker pattern): either the hit fails, or the
+ * kill sees the holder. Counts are never negative, and after a kill none
+ * goes up for good, so counts read one after another at different times
+ * that are all 0 mean no holder is left.
+ *
+ * Limits. nregions and nbytes count every registration the device has or
+ * is about to have: regions in the index, being registered (a miss
+ * reserves its room before calling ops->reg) and being retired (until
+ * ops->dereg returned), so the device never has more. A miss over a limit
+ * retires dead regions no one holds first (the worker's queue), then
+ * evicts idle valid ones itself, choosing them with a CLOCK hand
+ * (clock_victim_locked()), and deregisters them before it registers.
+ * Held regions are never evicted: they can take the cache past its
+ * limits, and so can the victims other misses are still deregistering.
+ * Dead regions alone never can: a slow dereg makes the worker fall behind
+ * a stream of invalidations, and a miss that grew past them instead of
+ * retiring them let the backlog grow without bound.
+ *
+ * Two misses on one range may both register it: the one that commits
+ * second finds the first's region in the index, takes it, and
+ * deregisters its own. ops->reg and ops->dereg run on any thread, several
+ * at once (uhmm.h).
  *
  * Locks, outer first: rc->lock, then r->lock or dead_lock (never both).
  *
- * rc->lock     the tree, the counts, the free list. Held across ops->reg
- *              and ops->dereg (misses, the worker, destroy), so the device
- *              sees one call at a time, and across waits for invalidation
- *              windows (read_begin, notifier remove): no callback takes
- *              it.
+ * rc->lock     the index (hash, tree, clock ring), the counts, the free
+ *              list. Never held across a device call or a wait.
  * r->lock      orders a commit against a zap (read_retry vs set_seq).
  * dead_lock    the queue of claimed dead regions, and the incarnation's
  *              moves. A region leaves the queue only under rc->lock, so a
  *              thread holding rc->lock finds every claimed region of the
- *              tree on it.
+ *              index on it.
  *
  * The invalidate callback takes r->lock and dead_lock, never rc->lock, and
  * never calls the device: the dispatcher must not wait for a miss or a
- * device (a miss may wait for the dispatcher's window).
- *
- * The hit path takes no lock shared by threads. Each thread keeps a few
- * (region, incarnation) pairs it used. A hit raises the region's 'active'
- * and then checks that the incarnation still matches and 'valid' is still
- * 1, and the incarnation again (a claimed region may be retired and
- * registered anew in between); the invalidation clears 'valid' and then
- * reads 'active'. Both sides use sequentially consistent operations, so
- * at least one sees the other (the Dekker pattern): either the hit fails,
- * or the invalidation leaves the region to its holders. Region memory is
- * never returned to the system before destroy (type-stable, like
- * SLAB_TYPESAFE_BY_RCU), so a thread's stale pair can always be checked
- * safely. Before looking, a get waits for events already read from the
- * kernel (docs/design.md, invariant 8).
+ * device (a miss may wait for the dispatcher's window). Before looking, a
+ * get waits for events already read from the kernel (docs/design.md,
+ * invariant 8).
  *
  * UHMM_EVENT_PROTECTION invalidates nothing: ops->reg pins, and a pinned
  * page stays where it is (see region_invalidate()).
@@ -74,32 +97,52 @@
 
 #include "core/alloc.h"
 #include "core/internal.h"
+#include "prim/prim.h"
 
 #define CACHELINE 64
 #define SLAB_REGIONS 64
-#define TLS_ENTRIES 8
-#define HOLE_TRIES 16	/* region_create_locked(): see there */
+#define MAX_SHARDS 16
+#define CHAIN_STEPS 32	/* lockless hash walk: then the tree */
+#define MIN_BUCKETS 64
+#define MAX_BUCKETS (1UL << 20)
+#define HOLE_TRIES 16	/* region_register(): see there */
+
+struct region;
+
+/* A region's holders on one shard, and what get hands them. */
+struct hold {
+	int count;			/* atomic: holders */
+	unsigned long hits;		/* relaxed: gets served */
+	struct region *r;
+	struct uhmm_region pub;		/* [incarnation] get returns this */
+} __attribute__((aligned(CACHELINE)));
 
 struct region {
-	/* Hot: written by every hit and put. */
-	int active;			/* atomic: holders */
+	/* Read by every hit; written when the region changes state. */
+	unsigned long start, end;	/* atomic: [incarnation] */
+	unsigned int access;		/* atomic: [incarnation] */
 	int valid;			/* atomic: may be handed out */
 	unsigned long incarnation;	/* atomic: bumped on retirement */
-	unsigned long last_use;		/* relaxed: rc->epoch at last get */
-	unsigned long hits;		/* atomic */
-	int dereg_claimed;		/* atomic: one caller retires it */
+	int referenced;			/* atomic: hit since the hand passed */
+	struct hold *holds;		/* shard s: holds[s * SLAB_REGIONS] */
+	struct region *hnext;		/* [rc->lock] hash chain; lockless */
 
-	struct uhmm_region pub;		/* what get returns */
+	int dereg_claimed;		/* atomic: one caller retires it */
+	uint64_t handle;		/* [incarnation] the device's */
 	struct uhmm_rcache *rc;
 	struct uhmm_mutex lock;		/* orders commit against zap */
 	struct uhmm_interval_notifier sub;
 	struct uhmm_itree_node node;	/* [rc->lock] in rc->tree */
-	struct region *next;		/* free list or dead queue */
+	struct region *clock_prev, *clock_next; /* [rc->lock] clock ring */
+	struct region *next;		/* free list, dead queue, victims,
+					 * or pending */
 } __attribute__((aligned(CACHELINE)));
 
+/* Regions, then their holds: shard s's row is its own lines. */
 struct slab {
 	struct slab *next;
 	struct region regions[SLAB_REGIONS];
+	struct hold holds[];		/* [shard * SLAB_REGIONS + i] */
 };
 
 struct uhmm_rcache {
@@ -110,14 +153,20 @@ struct uhmm_rcache {
 	size_t max_regions, max_bytes;
 	bool strict;			/* strict mode (uhmm.h) */
 	unsigned long page_mask;
-	unsigned long id;		/* names this cache in threads' caches */
-
-	/* Advanced by misses, read by hits: its own line. */
-	unsigned long epoch __attribute__((aligned(CACHELINE)));
+	unsigned int page_shift;
+	unsigned int nshards;		/* a power of two */
+	unsigned int hash_bits;
+	struct region **buckets;	/* [lock] heads; read lockless */
 
 	struct uhmm_mutex lock __attribute__((aligned(CACHELINE)));
-	struct uhmm_itree tree;		/* [lock] registered, valid or dead */
-	size_t nregions, nbytes;	/* [lock] in the tree */
+	struct uhmm_itree tree;		/* [lock] indexed; read lockless */
+	struct region *hand;		/* [lock] the clock's, or NULL */
+	size_t nindexed;		/* [lock] regions in the index */
+	size_t nregions, nbytes;	/* [lock] registered or about to be */
+	size_t nleaving, leaving_bytes;	/* [lock] of those, being retired */
+	struct region *pending;		/* [lock] being registered */
+	pthread_cond_t changed;		/* [lock] a registration committed or
+					 * failed, or a retirement ended */
 	struct region *free;		/* [lock] */
 	struct slab *slabs;		/* [lock] */
 	unsigned long misses, evictions, retired_hits; /* [lock] */
@@ -132,27 +181,33 @@ struct uhmm_rcache {
 	unsigned long deregistrations;	/* atomic */
 };
 
-/* The regions this thread used last, of one cache at a time. */
-struct tls_entry {
-	unsigned long start, end;
-	unsigned int access;
-	struct region *r;
-	unsigned long incarnation;
-};
-
-static __thread struct {
-	unsigned long rc_id;
-	unsigned int next;
-	struct tls_entry e[TLS_ENTRIES];
-} tls __attribute__((tls_model("initial-exec")));
-
-static unsigned long next_rcache_id = 1;	/* atomic */
-
 #define region_of_sub(s) uhmm_container_of(s, struct region, sub)
 #define region_of_node(n) uhmm_container_of(n, struct region, node)
-#define region_of_pub(p) uhmm_container_of(p, struct region, pub)
+#define hold_of_pub(p) uhmm_container_of(p, struct hold, pub)
 
-/* ---- dead regions ---- */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+static struct hold *hold_of(const struct region *r, unsigned int shard)
+{
+	return &r->holds[shard * SLAB_REGIONS];
+}
+
+static unsigned int this_shard(const struct uhmm_rcache *rc)
+{
+	return uhmm_prim_cpu() & (rc->nshards - 1);
+}
+
+/* ---- holders and dead regions ---- */
+
+/* After a kill: no holder left? See "Holders" above. */
+static bool idle(const struct region *r)
+{
+	for (unsigned int s = 0; s < r->rc->nshards; s++)
+		if (__atomic_load_n(&hold_of(r, s)->count, __ATOMIC_SEQ_CST))
+			return false;
+	return true;
+}
 
 /* (dead, no holder): the first to see it gets to retire r. */
 static bool claim(struct region *r)
@@ -172,13 +227,13 @@ static bool claim(struct region *r)
  *               setting valid: a region still registering is never taken
  *               for dead) and not claimed by anyone yet;
  *   dead        valid == 0, so killed after that commit;
- *   unheld      active == 0 (a holder from before the kill is seen);
+ *   unheld      idle() (a holder from before the kill is seen);
  *
- * all in incarnation inc, which region_free_locked() moves on under dead_lock:
- * found unchanged under it, no new life can have cleared dereg_claimed.
- * Claim and push are one step under dead_lock, and a region leaves the
- * queue only under rc->lock: so a thread holding rc->lock finds every
- * claimed region of the tree on the queue.
+ * all in incarnation inc, which region_free_locked() moves on under
+ * dead_lock: found unchanged under it, no new life can have cleared
+ * dereg_claimed. Claim and push are one step under dead_lock, and a region
+ * leaves the queue only under rc->lock: so a thread holding rc->lock finds
+ * every claimed region of the index on the queue.
  */
 static void queue_dead(struct region *r)
 {
@@ -187,8 +242,7 @@ static void queue_dead(struct region *r)
 	bool queued = false;
 
 	if (__atomic_load_n(&r->dereg_claimed, __ATOMIC_SEQ_CST) ||
-	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) ||
-	    __atomic_load_n(&r->active, __ATOMIC_SEQ_CST))
+	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) || !idle(r))
 		return;
 	uhmm_mutex_lock(&rc->dead_lock);
 	if (__atomic_load_n(&r->incarnation, __ATOMIC_RELAXED) == inc &&
@@ -216,28 +270,18 @@ static struct region *dequeue_dead_locked(struct uhmm_rcache *rc)
 	return r;
 }
 
-/* Drop a hold; the last holder of a dead region queues it. */
-static void hold_drop(struct region *r)
+/* Drop a hold; whoever leaves a dead region without holders queues it. */
+static void hold_drop(struct hold *h)
 {
-	if (__atomic_sub_fetch(&r->active, 1, __ATOMIC_SEQ_CST) == 0 &&
-	    !__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST))
-		queue_dead(r);
+	__atomic_sub_fetch(&h->count, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&h->r->valid, __ATOMIC_SEQ_CST))
+		queue_dead(h->r);
 }
 
 /* Mark r dead; false if it was already. */
 static bool mark_dead(struct region *r)
 {
 	return __atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST);
-}
-
-/*
- * After mark_dead(): no holder? Both sides are sequentially consistent, so a
- * hit that raises 'active' after this load sees valid == 0 and lets go:
- * whoever then claims r may retire it.
- */
-static bool idle(struct region *r)
-{
-	return !__atomic_load_n(&r->active, __ATOMIC_SEQ_CST);
 }
 
 static bool region_invalidate(struct uhmm_interval_notifier *sub,
@@ -270,8 +314,8 @@ static bool region_invalidate(struct uhmm_interval_notifier *sub,
 	uhmm_mutex_unlock(&r->lock);
 	if (!killed)
 		return true;
-	/* No retire_locked() here: the dispatcher must not wait for a
-	 * device, nor for rc->lock. */
+	/* No retirement here: the dispatcher must not wait for a device,
+	 * nor for rc->lock. */
 	queue_dead(r);	/* if no one holds it */
 	__atomic_fetch_add(&r->rc->invalidations, 1, __ATOMIC_RELAXED);
 	return true;
@@ -283,21 +327,27 @@ static const struct uhmm_interval_notifier_ops region_ops = {
 
 /* ---- region memory ---- */
 
-static struct region *region_alloc(struct uhmm_rcache *rc)
+static struct region *region_alloc_locked(struct uhmm_rcache *rc)
 {
 	struct region *r = rc->free;
 
+	uhmm_lock_assert_held(&rc->lock);
 	if (!r) {
-		struct slab *s = uhmm_aligned_alloc(CACHELINE, sizeof(*s));
+		size_t holds = (size_t)rc->nshards * SLAB_REGIONS;
+		struct slab *s = uhmm_aligned_alloc(
+			CACHELINE, sizeof(*s) + holds * sizeof(struct hold));
 
 		if (!s)
 			return NULL;
-		memset(s, 0, sizeof(*s));
+		memset(s, 0, sizeof(*s) + holds * sizeof(struct hold));
 		s->next = rc->slabs;
 		rc->slabs = s;
 		for (int i = SLAB_REGIONS - 1; i >= 0; i--) {
 			r = &s->regions[i];
 			r->rc = rc;
+			r->holds = &s->holds[i];
+			for (unsigned int sh = 0; sh < rc->nshards; sh++)
+				hold_of(r, sh)->r = r;
 			r->dereg_claimed = 1;	/* not live: no one claims */
 			uhmm_mutex_init(&r->lock);
 			r->next = rc->free;
@@ -309,49 +359,225 @@ static struct region *region_alloc(struct uhmm_rcache *rc)
 	return r;
 }
 
-/* Under rc->lock, once r is out of the tree and has no notifier. */
+/* Under rc->lock, once r is out of the index and has no notifier. */
 static void region_free_locked(struct uhmm_rcache *rc, struct region *r)
 {
 	uhmm_lock_assert_held(&rc->lock);
 
 	/*
-	 * Stale thread entries see a new incarnation and let go, and so
-	 * does a claim still on its way for this one (queue_dead), which
+	 * Readers still looking at r see a new incarnation and let go, and
+	 * so does a claim still on its way for this one (queue_dead), which
 	 * reads it under dead_lock.
 	 */
 	uhmm_mutex_lock(&rc->dead_lock);
 	__atomic_fetch_add(&r->incarnation, 1, __ATOMIC_SEQ_CST);
 	uhmm_mutex_unlock(&rc->dead_lock);
-	rc->retired_hits += __atomic_exchange_n(&r->hits, 0, __ATOMIC_RELAXED);
+	for (unsigned int s = 0; s < rc->nshards; s++)
+		rc->retired_hits += __atomic_exchange_n(&hold_of(r, s)->hits, 0,
+							__ATOMIC_RELAXED);
 	r->next = rc->free;
 	rc->free = r;
 }
 
-/* Under rc->lock: undo one ops->reg, and count it. */
-static void device_dereg_locked(struct uhmm_rcache *rc, uint64_t handle)
-{
-	uhmm_lock_assert_held(&rc->lock);
+/* ---- the index ---- */
 
+static struct region **bucket(const struct uhmm_rcache *rc,
+			      unsigned long start)
+{
+	/* Fibonacci hashing of the page number. */
+	unsigned long page = start >> rc->page_shift;
+
+	return &rc->buckets[(page * 0x9e3779b97f4a7c15UL) >>
+			    (64 - rc->hash_bits)];
+}
+
+/* Under rc->lock: r, registered and valid or dead, into the index. */
+static void index_locked(struct uhmm_rcache *rc, struct region *r)
+{
+	struct region **b = bucket(rc, r->start);
+
+	uhmm_lock_assert_held(&rc->lock);
+	uhmm_itree_insert(&rc->tree, &r->node);
+
+	STORE(r->hnext, *b);
+	__atomic_store_n(b, r, __ATOMIC_RELEASE);
+
+	/* Just behind the hand: the last the hand reaches. */
+	if (!rc->hand) {
+		r->clock_prev = r->clock_next = r;
+		rc->hand = r;
+	} else {
+		r->clock_next = rc->hand;
+		r->clock_prev = rc->hand->clock_prev;
+		r->clock_prev->clock_next = r;
+		rc->hand->clock_prev = r;
+	}
+	rc->nindexed++;
+}
+
+/*
+ * Under rc->lock: r out of the index, counted as leaving until its dereg
+ * returned. A reader standing on r still finds the rest of its chain
+ * through r->hnext, which stays as it was.
+ */
+static void unindex_locked(struct uhmm_rcache *rc, struct region *r)
+{
+	struct region **link = bucket(rc, r->start);
+
+	uhmm_lock_assert_held(&rc->lock);
+	uhmm_itree_remove(&rc->tree, &r->node);
+
+	while (*link != r)
+		link = &(*link)->hnext;
+	STORE(*link, r->hnext);
+
+	if (r->clock_next == r) {
+		rc->hand = NULL;
+	} else {
+		if (rc->hand == r)
+			rc->hand = r->clock_next;
+		r->clock_prev->clock_next = r->clock_next;
+		r->clock_next->clock_prev = r->clock_prev;
+	}
+	rc->nindexed--;
+	rc->nleaving++;
+	rc->leaving_bytes += r->end - r->start;
+}
+
+/* ---- lookup ---- */
+
+static bool covers(unsigned long start, unsigned long end, unsigned int acc,
+		   unsigned long rstart, unsigned long rend, unsigned int racc)
+{
+	return rstart <= start && end <= rend && (racc & acc) == acc;
+}
+
+/*
+ * Hold r on shard if it is valid and covers the request; its hold, or
+ * NULL. r may be anything a lockless reader found (the index's comment):
+ * what it reads before the hold is a hint, what it reads after it, in
+ * the incarnation it saw on both sides of 'valid', is the region's.
+ */
+static struct hold *try_hold(struct region *r, unsigned long start,
+			     unsigned long end, unsigned int access,
+			     unsigned int shard)
+{
+	unsigned long inc = __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST);
+	struct hold *h = hold_of(r, shard);
+
+	if (!covers(start, end, access, LOAD(r->start), LOAD(r->end),
+		    LOAD(r->access)))
+		return NULL;
+	__atomic_fetch_add(&h->count, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) &&
+	    __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc &&
+	    covers(start, end, access, LOAD(r->start), LOAD(r->end),
+		   LOAD(r->access)))
+		return h;
+	hold_drop(h);
+	return NULL;
+}
+
+/*
+ * A hit: count it (plain relaxed stores: a locked add would double the
+ * cost of a hit; two threads of one shard may lose a count), and tell the
+ * clock, writing the shared line only when the hand cleared the bit.
+ */
+static void hit(struct hold *h)
+{
+	STORE(h->hits, LOAD(h->hits) + 1);
+	if (!LOAD(h->r->referenced))
+		STORE(h->r->referenced, 1);
+}
+
+struct lookup {
+	unsigned long start, end;
+	unsigned int access, shard;
+	struct hold *found;
+};
+
+static bool lookup_match(struct uhmm_itree_node *n, void *arg)
+{
+	struct lookup *l = arg;
+
+	l->found = try_hold(region_of_node(n), l->start, l->end, l->access,
+			    l->shard);
+	return l->found != NULL;
+}
+
+/* Without rc->lock: a held region covering the request, or NULL. */
+static struct hold *lookup_lockless(struct uhmm_rcache *rc,
+				    struct lookup *l)
+{
+	unsigned long page = l->start & rc->page_mask;
+	struct region *r = __atomic_load_n(bucket(rc, page), __ATOMIC_ACQUIRE);
+
+	for (int steps = 0; r && steps < CHAIN_STEPS; steps++) {
+		if (LOAD(r->start) == page) {
+			l->found = try_hold(r, l->start, l->end, l->access,
+					    l->shard);
+			if (l->found)
+				return l->found;
+		}
+		r = __atomic_load_n(&r->hnext, __ATOMIC_ACQUIRE);
+	}
+	/* A request from inside a region. */
+	uhmm_itree_find_lockless(&rc->tree, l->start, l->end - 1,
+				 lookup_match, l);
+	return l->found;
+}
+
+/* Under rc->lock: the same, missing nothing the index holds. */
+static struct hold *lookup_locked(struct uhmm_rcache *rc, struct lookup *l)
+{
+	struct uhmm_itree_node *n;
+
+	uhmm_lock_assert_held(&rc->lock);
+	for (n = uhmm_itree_first(&rc->tree, l->start, l->end - 1); n;
+	     n = uhmm_itree_next(n, l->start, l->end - 1))
+		if (lookup_match(n, l))
+			return l->found;
+	return NULL;
+}
+
+/* ---- retiring ---- */
+
+static void device_dereg(struct uhmm_rcache *rc, uint64_t handle)
+{
 	rc->ops->dereg(rc->dev, handle);
 	__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
 }
 
 /*
- * Under rc->lock: deregister a claimed dead region and free it. The worker
- * and a miss (make_room) call it, one at a time: it is what keeps the
- * device's registrations equal to rc->nregions.
+ * A claimed region out of the index (unindex_locked()): deregister it
+ * and remove its notifier, under no lock (a device may block; removal
+ * waits for a callback in progress, which takes no lock of ours but
+ * r->lock and dead_lock), then free it.
  */
-static void retire_locked(struct uhmm_rcache *rc, struct region *r)
+static void retire(struct uhmm_rcache *rc, struct region *r)
 {
-	uhmm_lock_assert_held(&rc->lock);
+	size_t len = r->end - r->start;
 
-	device_dereg_locked(rc, r->pub.handle);
-	/* Not from a callback, and no callback takes rc->lock: may wait. */
+	device_dereg(rc, r->handle);
 	uhmm_interval_notifier_remove(&r->sub);
-	uhmm_itree_remove(&rc->tree, &r->node);
+	uhmm_mutex_lock(&rc->lock);
 	rc->nregions--;
-	rc->nbytes -= r->pub.len;
+	rc->nbytes -= len;
+	rc->nleaving--;
+	rc->leaving_bytes -= len;
 	region_free_locked(rc, r);
+	uhmm_mutex_unlock(&rc->lock);
+	pthread_cond_broadcast(&rc->changed);
+}
+
+static void retire_list(struct uhmm_rcache *rc, struct region *list)
+{
+	while (list) {
+		struct region *r = list;
+
+		list = r->next;
+		retire(rc, r);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -370,180 +596,98 @@ static void *worker_main(void *arg)
 		if (stop)
 			return NULL;
 		/*
-		 * Take it off the queue only under rc->lock: a miss holding
-		 * rc->lock must find every claimed region still in the tree
-		 * on the queue, to retire it itself. A miss may have taken
-		 * it meanwhile: then look again.
+		 * Off the queue only under rc->lock: a miss holding rc->lock
+		 * must find every claimed region of the index on the queue,
+		 * to retire it itself. A miss may have taken it meanwhile:
+		 * then look again.
 		 */
 		uhmm_mutex_lock(&rc->lock);
 		r = dequeue_dead_locked(rc);
 		if (r)
-			retire_locked(rc, r);
+			unindex_locked(rc, r);
 		uhmm_mutex_unlock(&rc->lock);
+		if (r)
+			retire(rc, r);
 	}
-}
-
-/* ---- lookup ---- */
-
-static bool covers(unsigned long start, unsigned long end, unsigned int acc,
-		   unsigned long rstart, unsigned long rend, unsigned int racc)
-{
-	return rstart <= start && end <= rend && (racc & acc) == acc;
-}
-
-/*
- * Hold r if it is still incarnation inc and valid. The incarnation is
- * read on both sides of 'valid': a region already claimed dead can be
- * retired and registered anew (for another range) between two loads, and
- * its new life's valid == 1 must not pass for inc's. Seen once on both
- * sides, the valid == 1 is inc's: a kill comes after it, so after our
- * raise, and whoever then looks for holders sees us.
- */
-static bool try_hold(struct region *r, unsigned long inc)
-{
-	__atomic_fetch_add(&r->active, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc &&
-	    __atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) &&
-	    __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc)
-		return true;
-	hold_drop(r);
-	return false;
-}
-
-/*
- * Plain relaxed stores, not read-modify-writes: a locked add here cost a
- * quarter of a hit. Two threads hitting one region at once may lose a
- * count; the statistic is exact otherwise.
- */
-static void hit(struct uhmm_rcache *rc, struct region *r)
-{
-	__atomic_store_n(&r->last_use,
-			 __atomic_load_n(&rc->epoch, __ATOMIC_RELAXED),
-			 __ATOMIC_RELAXED);
-	__atomic_store_n(&r->hits,
-			 __atomic_load_n(&r->hits, __ATOMIC_RELAXED) + 1,
-			 __ATOMIC_RELAXED);
-}
-
-static void tls_remember(struct uhmm_rcache *rc, struct region *r)
-{
-	struct tls_entry *e;
-
-	if (tls.rc_id != rc->id) {
-		memset(&tls, 0, sizeof(tls));
-		tls.rc_id = rc->id;
-	}
-	e = &tls.e[tls.next++ % TLS_ENTRIES];
-	e->start = (unsigned long)r->pub.addr;
-	e->end = e->start + r->pub.len;
-	e->access = r->pub.access;
-	e->r = r;
-	e->incarnation = __atomic_load_n(&r->incarnation, __ATOMIC_RELAXED);
-}
-
-static struct region *tls_lookup(struct uhmm_rcache *rc, unsigned long start,
-				 unsigned long end, unsigned int access)
-{
-	if (tls.rc_id != rc->id)
-		return NULL;
-	for (int i = 0; i < TLS_ENTRIES; i++) {
-		struct tls_entry *e = &tls.e[i];
-
-		if (e->r && covers(start, end, access, e->start, e->end,
-				   e->access)) {
-			if (try_hold(e->r, e->incarnation))
-				return e->r;
-			e->r = NULL;
-		}
-	}
-	return NULL;
-}
-
-/* Under rc->lock: a valid region of the tree covering the request. */
-static struct region *tree_lookup_locked(struct uhmm_rcache *rc,
-					 unsigned long start, unsigned long end,
-					 unsigned int access)
-{
-	struct uhmm_itree_node *n;
-
-	uhmm_lock_assert_held(&rc->lock);
-	for (n = uhmm_itree_first(&rc->tree, start, end - 1); n;
-	     n = uhmm_itree_next(n, start, end - 1)) {
-		struct region *r = region_of_node(n);
-
-		if (covers(start, end, access, n->start, n->last + 1,
-			   r->pub.access) &&
-		    try_hold(r, __atomic_load_n(&r->incarnation,
-						__ATOMIC_RELAXED)))
-			return r;
-	}
-	return NULL;
 }
 
 /* ---- misses ---- */
 
 /*
- * Under rc->lock: a region no one holds, to make room with. A dead one
- * first: it can never be hit again (it is here because its invalidation
- * or its last put is queueing it, or just did). Else the valid one used
- * least recently. NULL if every region is held. The loads are hints:
+ * Under rc->lock: the CLOCK hand's next victim, a region no one holds:
+ * dead (it can never be hit again: its invalidation or last put is
+ * queueing it, or just did), or valid and not hit since the hand last
+ * passed (the hand clears the bit of those that were). NULL if the hand
+ * went round twice without one: every region is held. Each region the
+ * hand passes is one a hit marked since, or a held one: amortised O(1)
+ * per victim while few regions are held. The loads are hints:
  * make_room_locked() decides with mark_dead() and idle().
  */
-static struct region *lru_victim_locked(struct uhmm_rcache *rc)
+static struct region *clock_victim_locked(struct uhmm_rcache *rc)
 {
-	struct region *victim = NULL;
-	struct uhmm_itree_node *n;
-
 	uhmm_lock_assert_held(&rc->lock);
-	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
-	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
-		struct region *r = region_of_node(n);
 
-		if (__atomic_load_n(&r->active, __ATOMIC_RELAXED))
+	for (size_t steps = 2 * rc->nindexed; steps && rc->hand; steps--) {
+		struct region *r = rc->hand;
+
+		rc->hand = r->clock_next;
+		if (!idle(r))
 			continue;
 		if (!__atomic_load_n(&r->valid, __ATOMIC_RELAXED))
 			return r;
-		if (!victim || __atomic_load_n(&r->last_use, __ATOMIC_RELAXED) <
-			       __atomic_load_n(&victim->last_use,
-					       __ATOMIC_RELAXED))
-			victim = r;
+		if (LOAD(r->referenced)) {
+			STORE(r->referenced, 0);
+			continue;
+		}
+		return r;
 	}
-	return victim;
+	return NULL;
 }
 
 /*
- * Under rc->lock: deregister regions until one of len bytes fits. Every
- * region in the tree counts, valid or dead, until it is retired, so the
- * device has exactly rc->nregions registrations whenever rc->lock is free.
- * Each turn frees one region, in this thread:
+ * Under rc->lock: choose regions to retire until one of len bytes fits,
+ * take them out of the index and add them to *victims (through ->next)
+ * for the caller to retire once it dropped the lock, before its ops->reg.
+ * Each turn takes one region:
  *
  *  1. a dead region no one holds, from the worker's queue. Waiting for the
  *     worker instead is how the backlog grew without bound: with a slow
  *     dereg, invalidations kill regions faster than it retires them, and
  *     each miss registered anew past the limit;
- *  2. else a region no one holds: a dead one not queued yet (its
+ *  2. else the clock's victim: a dead region not queued yet (its
  *     invalidation or last put is on the way: whoever claims it first
  *     retires it, and a late claim is for an incarnation gone, see
- *     queue_dead), or the valid one used least recently (an eviction).
+ *     queue_dead), or an idle valid one (an eviction).
  *
- * What is left is held: valid regions in use, and dead regions not yet
- * put. A miss never touches them (their holders may be using the
- * registration) and never waits for them: a put may never come while the
- * caller itself holds regions, and nothing says which. The cache grows
- * past its limits instead, by the regions held and no more.
+ * False if there is none but other threads are retiring regions: the
+ * caller waits for rc->changed and asks again (their deregs end; nothing
+ * they do waits for this thread). Else true, with room or not: what is
+ * left is held (or being registered). A miss never touches held regions
+ * (their holders may be using the registration) and never waits for
+ * them: a put may never come while the caller itself holds regions, and
+ * nothing says which. The cache grows past its limits instead, by the
+ * regions held and no more.
  */
-static void make_room_locked(struct uhmm_rcache *rc, size_t len)
+static bool make_room_locked(struct uhmm_rcache *rc, size_t len,
+			     struct region **victims)
 {
 	uhmm_lock_assert_held(&rc->lock);
+	for (;;) {
+		size_t mine = 0, mine_bytes = 0;
+		struct region *r;
 
-	while (rc->nregions + 1 > rc->max_regions ||
-	       rc->nbytes + len > rc->max_bytes) {
-		struct region *r = dequeue_dead_locked(rc);
-
+		for (r = *victims; r; r = r->next) {
+			mine++;
+			mine_bytes += r->end - r->start;
+		}
+		if (rc->nregions - mine + 1 <= rc->max_regions &&
+		    rc->nbytes - mine_bytes + len <= rc->max_bytes)
+			return true;
+		r = dequeue_dead_locked(rc);
 		if (!r) {
-			r = lru_victim_locked(rc);
-			if (!r)
-				return;		/* all held: grow */
+			r = clock_victim_locked(rc);
+			if (!r)	/* all held, or others retiring */
+				return rc->nleaving == mine;
 			uhmm_mutex_lock(&r->lock);
 			if (mark_dead(r))
 				rc->evictions++;
@@ -556,32 +700,63 @@ static void make_room_locked(struct uhmm_rcache *rc, size_t len)
 			if (!idle(r) || !claim(r))
 				continue;
 		}
-		retire_locked(rc, r);
+		unindex_locked(rc, r);
+		r->next = *victims;
+		*victims = r;
 	}
 }
 
-/* Under rc->lock: register [start, end) as a new region, held once. */
-/* Model (models/notifier.pml): device A's read_cycle(); a hit is its hit
- * step (stale_hit). */
-static int region_create_locked(struct uhmm_rcache *rc, unsigned long start,
-				unsigned long end, unsigned int access,
-				struct region **rp)
+/* Under rc->lock: is a miss registering a region that will serve l? */
+static bool pending_covers_locked(struct uhmm_rcache *rc,
+				  const struct lookup *l)
 {
-	struct region *r = region_alloc(rc);
+	uhmm_lock_assert_held(&rc->lock);
+	for (const struct region *r = rc->pending; r; r = r->next)
+		if (covers(l->start, l->end, l->access, r->start, r->end,
+			   r->access))
+			return true;
+	return false;
+}
+
+static void pending_remove_locked(struct uhmm_rcache *rc, struct region *r)
+{
+	struct region **link = &rc->pending;
+
+	uhmm_lock_assert_held(&rc->lock);
+	while (*link != r)
+		link = &(*link)->next;
+	*link = r->next;
+}
+
+static void region_set_range(struct region *r, unsigned long start,
+			     unsigned long end, unsigned int access)
+{
+	STORE(r->start, start);
+	STORE(r->end, end);
+	STORE(r->access, access);
+	STORE(r->node.start, start);
+	STORE(r->node.last, end - 1);
+}
+
+/*
+ * Register r, reserved by the caller for its range, and make it valid,
+ * held once on shard; under no lock of the cache.
+ * Model (models/notifier.pml): device A's read_cycle(); a hit is its hit
+ * step (stale_hit).
+ */
+static int region_register(struct uhmm_rcache *rc, struct region *r,
+			   unsigned int shard)
+{
+	unsigned long start = r->start, end = r->end;
+	unsigned int access = r->access;
 	uint64_t handle;
 	int ret;
 
-	uhmm_lock_assert_held(&rc->lock);
-	if (!r)
-		return -ENOMEM;
-	r->pub.addr = (void *)start;
-	r->pub.len = end - start;
-	r->pub.access = access;
 	memset(&r->sub, 0, sizeof(r->sub));
 	ret = uhmm_interval_notifier_insert(&r->sub, rc->mm, start,
 					    end - start, &region_ops);
 	if (ret)
-		goto fail;
+		return ret;
 
 	/*
 	 * The driver loop: commit only what no invalidation collided with,
@@ -601,46 +776,130 @@ static int region_create_locked(struct uhmm_rcache *rc, unsigned long start,
 			continue;	/* armed just now: look again */
 		ret = armed == -ENOENT || armed == -ENOTTY ? 0 : armed;
 		if (!ret)
-			ret = rc->ops->reg(rc->dev, r->pub.addr, r->pub.len,
+			ret = rc->ops->reg(rc->dev, (void *)start, end - start,
 					   access, &handle);
 		if (!ret && armed == -ENOENT) {
-			device_dereg_locked(rc, handle);
+			device_dereg(rc, handle);
 			if (++holes < HOLE_TRIES)
 				continue;
 			ret = -EFAULT;
 		}
 		if (ret) {
 			uhmm_interval_notifier_remove(&r->sub);
-			goto fail;
+			return ret;
 		}
 		uhmm_mutex_lock(&r->lock);
 		if (!uhmm_interval_read_retry(&r->sub, seq))
 			break;
 		uhmm_mutex_unlock(&r->lock);
-		device_dereg_locked(rc, handle);
+		device_dereg(rc, handle);
 	}
-	r->pub.handle = handle;
-	/* Add, not store: a thread holding a stale entry for the previous
-	 * incarnation may be between its increment and its decrement. */
-	__atomic_add_fetch(&r->active, 1, __ATOMIC_SEQ_CST);
+	r->handle = handle;
+	for (unsigned int s = 0; s < rc->nshards; s++) {
+		struct uhmm_region *pub = &hold_of(r, s)->pub;
+
+		pub->addr = (void *)start;
+		pub->len = end - start;
+		pub->access = access;
+		pub->handle = handle;
+	}
+	STORE(r->referenced, 0);	/* a second chance is earned */
+	/* Add, not store: a reader that found the previous incarnation may
+	 * be between its increment and its decrement. */
+	__atomic_add_fetch(&hold_of(r, shard)->count, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
 	uhmm_mutex_unlock(&r->lock);
-	/* Live from here: a holder (us) exists, so no one claims yet. */
-	__atomic_store_n(&r->dereg_claimed, 0, __ATOMIC_SEQ_CST);
-
-	r->node.start = start;
-	r->node.last = end - 1;
-	uhmm_itree_insert(&rc->tree, &r->node);
-	rc->nregions++;
-	rc->nbytes += r->pub.len;
-	rc->misses++;
-	__atomic_store_n(&rc->epoch, rc->epoch + 1, __ATOMIC_RELAXED);
-	r->last_use = rc->epoch;
-	*rp = r;
 	return 0;
-fail:
-	region_free_locked(rc, r);
-	return ret;
+}
+
+/*
+ * A miss: register the request's pages as a new region. Under rc->lock
+ * only to look again, to reserve the room and take victims, and to
+ * commit; the device calls and the notifier's insert run outside it. A
+ * miss that another miss's registration will serve waits for it rather
+ * than register the same pages twice.
+ * The region in l->found, held; a hit if the index had one after all.
+ */
+static int get_miss(struct uhmm_rcache *rc, struct lookup *l)
+{
+	unsigned long start = l->start & rc->page_mask;
+	unsigned long end = (l->end + ~rc->page_mask) & rc->page_mask;
+	struct region *victims = NULL, *r;
+	struct hold *won;
+	int ret;
+
+	uhmm_mutex_lock(&rc->lock);
+	for (;;) {
+		if (lookup_locked(rc, l)) {
+			uhmm_mutex_unlock(&rc->lock);
+			retire_list(rc, victims);
+			hit(l->found);
+			return 0;
+		}
+		if (!pending_covers_locked(rc, l)) {
+			if (make_room_locked(rc, end - start, &victims))
+				break;
+			/* Never wait with victims: two misses would wait
+			 * for each other's. */
+			if (victims) {
+				uhmm_mutex_unlock(&rc->lock);
+				retire_list(rc, victims);
+				victims = NULL;
+				uhmm_mutex_lock(&rc->lock);
+				continue;
+			}
+		}
+		uhmm_cond_wait(&rc->changed, &rc->lock);
+	}
+	r = region_alloc_locked(rc);
+	if (r) {
+		rc->nregions++;
+		rc->nbytes += end - start;
+		region_set_range(r, start, end, l->access);
+		r->next = rc->pending;
+		rc->pending = r;
+	}
+	uhmm_mutex_unlock(&rc->lock);
+	/* Before reg: the device stays within the limits. */
+	retire_list(rc, victims);
+	if (!r)
+		return -ENOMEM;
+
+	ret = region_register(rc, r, l->shard);
+
+	uhmm_mutex_lock(&rc->lock);
+	pending_remove_locked(rc, r);
+	won = ret ? NULL : lookup_locked(rc, l);
+	if (ret) {
+		rc->nregions--;
+		rc->nbytes -= end - start;
+		region_free_locked(rc, r);
+	} else if (!won) {
+		index_locked(rc, r);
+		rc->misses++;
+		/* Claimable from here, once its holders let go. */
+		__atomic_store_n(&r->dereg_claimed, 0, __ATOMIC_SEQ_CST);
+		l->found = hold_of(r, l->shard);
+	} else {
+		/* A miss for a range covering this one committed first. */
+		rc->nleaving++;
+		rc->leaving_bytes += end - start;
+	}
+	uhmm_mutex_unlock(&rc->lock);
+	pthread_cond_broadcast(&rc->changed);
+	if (ret || !won)
+		return ret;
+
+	/* Use the other region. r was never in the index and is still
+	 * unclaimable: ours to retire. */
+	uhmm_mutex_lock(&r->lock);
+	mark_dead(r);
+	uhmm_mutex_unlock(&r->lock);
+	__atomic_sub_fetch(&hold_of(r, l->shard)->count, 1, __ATOMIC_SEQ_CST);
+	retire(rc, r);
+	hit(won);
+	l->found = won;
+	return 0;
 }
 
 static bool get_args_valid(const struct uhmm_rcache *rc, const void *addr,
@@ -658,39 +917,27 @@ static bool get_args_valid(const struct uhmm_rcache *rc, const void *addr,
 static int get_one(struct uhmm_rcache *rc, void *addr, size_t len,
 		   unsigned int access, struct uhmm_region **regionp)
 {
-	unsigned long start = (unsigned long)addr, end = start + len;
-	struct region *r;
+	struct lookup l = {
+		.start = (unsigned long)addr,
+		.end = (unsigned long)addr + len,
+		.access = access,
+		.shard = this_shard(rc),
+	};
 	int ret;
 
-	r = tls_lookup(rc, start, end, access);
-	if (r) {
-		hit(rc, r);
-		*regionp = &r->pub;
-		return 0;
-	}
-
-	/* A miss may retire or evict a region, which removes its notifier:
-	 * a callback cannot (uhmm_interval_notifier_remove()'s -EDEADLK). */
-	if (uhmm_in_callback())
-		return -EDEADLK;
-	start &= rc->page_mask;
-	end = (end + ~rc->page_mask) & rc->page_mask;
-	uhmm_mutex_lock(&rc->lock);
-	r = tree_lookup_locked(rc, (unsigned long)addr,
-			       (unsigned long)addr + len, access);
-	if (r) {
-		hit(rc, r);
+	if (lookup_lockless(rc, &l)) {
+		hit(l.found);
 	} else {
-		make_room_locked(rc, end - start);
-		ret = region_create_locked(rc, start, end, access, &r);
-		if (ret) {
-			uhmm_mutex_unlock(&rc->lock);
+		/* A miss may retire or evict a region, which removes its
+		 * notifier: a callback cannot (-EDEADLK of
+		 * uhmm_interval_notifier_remove()). */
+		if (uhmm_in_callback())
+			return -EDEADLK;
+		ret = get_miss(rc, &l);
+		if (ret)
 			return ret;
-		}
 	}
-	uhmm_mutex_unlock(&rc->lock);
-	tls_remember(rc, r);
-	*regionp = &r->pub;
+	*regionp = &l.found->pub;
 	return 0;
 }
 
@@ -728,27 +975,35 @@ int uhmm_rcache_get_many(struct uhmm_rcache *rc, size_t n, void *const *addrs,
 	if (ret) {
 		/* All or nothing: put back what was taken. */
 		for (i--; i-- > 0;)
-			hold_drop(region_of_pub(regions[i]));
+			hold_drop(hold_of_pub(regions[i]));
 	}
 	return ret;
 }
 
 int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region)
 {
-	struct region *r;
-	int active;
+	struct hold *h;
 
 	if (!rc || !region)
 		return -EINVAL;
-	r = region_of_pub(region);
-	active = __atomic_load_n(&r->active, __ATOMIC_RELAXED);
-	if (r->rc != rc || active <= 0)
+	h = hold_of_pub(region);
+	/* Exact: the count is this shard's, where the get raised it. */
+	if (h->r->rc != rc || __atomic_load_n(&h->count, __ATOMIC_RELAXED) <= 0)
 		return -EINVAL;
-	hold_drop(r);
+	hold_drop(h);
 	return 0;
 }
 
 /* ---- the cache ---- */
+
+static unsigned int log2_ceil(unsigned long n)
+{
+	unsigned int bits = 0;
+
+	while ((1UL << bits) < n)
+		bits++;
+	return bits;
+}
 
 int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 		       const struct uhmm_rcache_ops *ops, void *dev,
@@ -756,6 +1011,8 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 {
 	const unsigned int strictness = UHMM_RCACHE_STRICT | UHMM_RCACHE_RELAXED;
 	unsigned int flags = cfg ? cfg->flags : 0;
+	unsigned long buckets, page = (unsigned long)sysconf(_SC_PAGESIZE);
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
 	struct uhmm_rcache *rc;
 	bool strict;
 	int ret;
@@ -783,13 +1040,31 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 						  : UHMM_RCACHE_DEFAULT_REGIONS;
 	rc->max_bytes = cfg && cfg->max_bytes ? cfg->max_bytes
 					      : UHMM_RCACHE_DEFAULT_BYTES;
-	rc->page_mask = ~((unsigned long)sysconf(_SC_PAGESIZE) - 1);
-	rc->id = __atomic_fetch_add(&next_rcache_id, 1, __ATOMIC_RELAXED);
+	rc->page_mask = ~(page - 1);
+	rc->page_shift = log2_ceil(page);
+	rc->nshards = 1U << log2_ceil(cpus < 1 ? 1 : cpus > MAX_SHARDS
+						       ? MAX_SHARDS : cpus);
+	/* Two buckets a region at the limit: chains of one or two. */
+	buckets = rc->max_regions > MAX_BUCKETS / 2 ? MAX_BUCKETS
+						    : 2 * rc->max_regions;
+	rc->hash_bits = log2_ceil(buckets < MIN_BUCKETS ? MIN_BUCKETS
+							: buckets);
+	rc->buckets = uhmm_calloc(1UL << rc->hash_bits, sizeof(*rc->buckets));
+	if (!rc->buckets) {
+		free(rc);
+		return -ENOMEM;
+	}
 	uhmm_mutex_init(&rc->lock);
 	uhmm_mutex_init(&rc->dead_lock);
 	pthread_cond_init(&rc->dead_cond, NULL);
+	pthread_cond_init(&rc->changed, NULL);
 	ret = -pthread_create(&rc->worker, NULL, worker_main, rc);
 	if (ret) {
+		pthread_cond_destroy(&rc->changed);
+		pthread_cond_destroy(&rc->dead_cond);
+		uhmm_mutex_destroy(&rc->dead_lock);
+		uhmm_mutex_destroy(&rc->lock);
+		free(rc->buckets);
 		free(rc);
 		return ret == -ENOMEM ? -ENOMEM : -EAGAIN;
 	}
@@ -799,6 +1074,7 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 
 int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 {
+	struct region *victims = NULL;
 	struct uhmm_itree_node *n;
 	struct slab *s;
 
@@ -809,8 +1085,7 @@ int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 	uhmm_mutex_lock(&rc->lock);
 	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
 	     n = uhmm_itree_next(n, 0, ULONG_MAX)) {
-		if (__atomic_load_n(&region_of_node(n)->active,
-				    __ATOMIC_SEQ_CST)) {
+		if (!idle(region_of_node(n))) {
 			uhmm_mutex_unlock(&rc->lock);
 			return -EBUSY;
 		}
@@ -824,16 +1099,32 @@ int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 	pthread_cond_signal(&rc->dead_cond);
 	pthread_join(rc->worker, NULL);
 
+	/*
+	 * An invalidation may still claim regions and queue them, until
+	 * their notifiers are removed: claim each first. One already claimed
+	 * is on the queue (claim and push are one step under dead_lock),
+	 * and no one can queue it twice.
+	 */
 	uhmm_mutex_lock(&rc->lock);
 	while ((n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX))) {
 		struct region *r = region_of_node(n);
+		bool ours = claim(r);
 
 		uhmm_mutex_lock(&r->lock);
 		mark_dead(r);
 		uhmm_mutex_unlock(&r->lock);
-		retire_locked(rc, r);
+		unindex_locked(rc, r);
+		if (ours) {
+			r->next = victims;
+			victims = r;
+		}
+	}
+	for (struct region *r; (r = dequeue_dead_locked(rc));) {
+		r->next = victims;
+		victims = r;
 	}
 	uhmm_mutex_unlock(&rc->lock);
+	retire_list(rc, victims);
 
 	while ((s = rc->slabs)) {
 		rc->slabs = s->next;
@@ -842,8 +1133,10 @@ int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 		free(s);
 	}
 	pthread_cond_destroy(&rc->dead_cond);
+	pthread_cond_destroy(&rc->changed);
 	uhmm_mutex_destroy(&rc->dead_lock);
 	uhmm_mutex_destroy(&rc->lock);
+	free(rc->buckets);
 	free(rc);
 	return 0;
 }
@@ -858,8 +1151,8 @@ int uhmm_rcache_stats(struct uhmm_rcache *rc, struct uhmm_rcache_stats *st)
 	st->hits = rc->retired_hits;
 	for (n = uhmm_itree_first(&rc->tree, 0, ULONG_MAX); n;
 	     n = uhmm_itree_next(n, 0, ULONG_MAX))
-		st->hits += __atomic_load_n(&region_of_node(n)->hits,
-					    __ATOMIC_RELAXED);
+		for (unsigned int s = 0; s < rc->nshards; s++)
+			st->hits += LOAD(hold_of(region_of_node(n), s)->hits);
 	st->misses = rc->misses;
 	st->evictions = rc->evictions;
 	st->regions = rc->nregions;

@@ -21,6 +21,15 @@
  */
 #include "core/itree.h"
 
+/*
+ * Links, bounds and subtree_last are stored with STORE and read by
+ * uhmm_itree_find_lockless() with LOAD: a lockless reader may run beside
+ * a writer (itree.h). Relaxed atomics compile to plain moves; they only
+ * make the race a defined one. The writer's own reads stay plain.
+ */
+#define STORE(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+#define LOAD(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 static inline int height(const struct uhmm_itree_node *n)
 {
 	return n ? n->height : 0;
@@ -36,7 +45,7 @@ static void update(struct uhmm_itree_node *n)
 		last = n->left->subtree_last;
 	if (n->right && n->right->subtree_last > last)
 		last = n->right->subtree_last;
-	n->subtree_last = last;
+	STORE(n->subtree_last, last);
 	n->height = 1 + (hl > hr ? hl : hr);
 }
 
@@ -46,11 +55,11 @@ static void replace_child(struct uhmm_itree *tree,
 			  struct uhmm_itree_node *new)
 {
 	if (!parent)
-		tree->root = new;
+		STORE(tree->root, new);
 	else if (parent->left == old)
-		parent->left = new;
+		STORE(parent->left, new);
 	else
-		parent->right = new;
+		STORE(parent->right, new);
 }
 
 /* x's right child takes x's place; returns it. */
@@ -59,13 +68,13 @@ static struct uhmm_itree_node *rotate_left(struct uhmm_itree *tree,
 {
 	struct uhmm_itree_node *y = x->right;
 
-	x->right = y->left;
+	STORE(x->right, y->left);
 	if (y->left)
-		y->left->parent = x;
-	y->parent = x->parent;
+		STORE(y->left->parent, x);
+	STORE(y->parent, x->parent);
 	replace_child(tree, x->parent, x, y);
-	y->left = x;
-	x->parent = y;
+	STORE(y->left, x);
+	STORE(x->parent, y);
 	/* x is now below y: refresh it first. */
 	update(x);
 	update(y);
@@ -78,13 +87,13 @@ static struct uhmm_itree_node *rotate_right(struct uhmm_itree *tree,
 {
 	struct uhmm_itree_node *y = x->left;
 
-	x->left = y->right;
+	STORE(x->left, y->right);
 	if (y->right)
-		y->right->parent = x;
-	y->parent = x->parent;
+		STORE(y->right->parent, x);
+	STORE(y->parent, x->parent);
 	replace_child(tree, x->parent, x, y);
-	y->right = x;
-	x->parent = y;
+	STORE(y->right, x);
+	STORE(x->parent, y);
 	update(x);
 	update(y);
 	return y;
@@ -140,11 +149,13 @@ void uhmm_itree_insert(struct uhmm_itree *tree, struct uhmm_itree_node *node)
 		else
 			link = &parent->right;
 	}
-	node->parent = parent;
-	node->left = node->right = NULL;
+	STORE(node->parent, parent);
+	STORE(node->left, NULL);
+	STORE(node->right, NULL);
 	node->height = 1;
-	node->subtree_last = node->last;
-	*link = node;
+	STORE(node->subtree_last, node->last);
+	/* Last: a lockless reader finds it complete. */
+	__atomic_store_n(link, node, __ATOMIC_RELEASE);
 	fixup(tree, parent);
 }
 
@@ -158,7 +169,7 @@ void uhmm_itree_remove(struct uhmm_itree *tree, struct uhmm_itree_node *node)
 
 		replace_child(tree, parent, node, child);
 		if (child)
-			child->parent = parent;
+			STORE(child->parent, parent);
 		from = parent;
 	} else {
 		/*
@@ -175,19 +186,21 @@ void uhmm_itree_remove(struct uhmm_itree *tree, struct uhmm_itree_node *node)
 			from = s;
 		} else {
 			from = s->parent;
-			from->left = s->right;
+			STORE(from->left, s->right);
 			if (s->right)
-				s->right->parent = from;
-			s->right = node->right;
-			s->right->parent = s;
+				STORE(s->right->parent, from);
+			STORE(s->right, node->right);
+			STORE(s->right->parent, s);
 		}
-		s->left = node->left;
-		s->left->parent = s;
-		s->parent = parent;
+		STORE(s->left, node->left);
+		STORE(s->left->parent, s);
+		STORE(s->parent, parent);
 		replace_child(tree, parent, node, s);
 	}
 	/* Catch a use after remove early rather than corrupt the tree. */
-	node->parent = node->left = node->right = NULL;
+	STORE(node->parent, NULL);
+	STORE(node->left, NULL);
+	STORE(node->right, NULL);
 	fixup(tree, from);
 }
 
@@ -256,6 +269,46 @@ struct uhmm_itree_node *uhmm_itree_next(const struct uhmm_itree_node *node,
 		if (n->last >= start)
 			return n;
 	}
+}
+
+/*
+ * A depth-first walk with an explicit stack, pruned as subtree_search()
+ * prunes, that never climbs: parent links are what a concurrent rotation
+ * rewrites last. Against a tree that changes under it, a subtree it skips
+ * or a node it reaches twice only costs a miss or a step; the stack and
+ * the step budget bound it whatever it reads.
+ */
+#define LOCKLESS_STACK 64
+#define LOCKLESS_STEPS 256
+
+struct uhmm_itree_node *
+uhmm_itree_find_lockless(const struct uhmm_itree *tree, unsigned long start,
+			 unsigned long last,
+			 bool (*match)(struct uhmm_itree_node *n, void *arg),
+			 void *arg)
+{
+	struct uhmm_itree_node *stack[LOCKLESS_STACK];
+	int depth = 0;
+
+	stack[depth++] = __atomic_load_n(&tree->root, __ATOMIC_ACQUIRE);
+	for (int steps = 0; depth && steps < LOCKLESS_STEPS; steps++) {
+		struct uhmm_itree_node *n = stack[--depth];
+		unsigned long n_start;
+
+		if (!n || LOAD(n->subtree_last) < start)
+			continue;
+		n_start = LOAD(n->start);
+		if (n_start <= last && LOAD(n->last) >= start && match(n, arg))
+			return n;
+		/* Right of n, every start is >= n's. */
+		if (n_start <= last && depth < LOCKLESS_STACK)
+			stack[depth++] = __atomic_load_n(&n->right,
+							 __ATOMIC_ACQUIRE);
+		if (depth < LOCKLESS_STACK)
+			stack[depth++] = __atomic_load_n(&n->left,
+							 __ATOMIC_ACQUIRE);
+	}
+	return NULL;
 }
 
 /*

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Augmented interval tree of closed intervals [start, last], keyed by start.
- * Internal to uhmm: no allocation, no locking; the caller serialises.
+ * Internal to uhmm: no allocation, no locking; the caller serialises
+ * insert, remove and first/next. One reader may run beside them without
+ * the caller's lock: uhmm_itree_find_lockless(), below.
  */
 #ifndef UHMM_CORE_ITREE_H
 #define UHMM_CORE_ITREE_H
@@ -37,6 +39,24 @@ struct uhmm_itree_node *uhmm_itree_first(const struct uhmm_itree *tree,
 struct uhmm_itree_node *uhmm_itree_next(const struct uhmm_itree_node *node,
 					unsigned long start,
 					unsigned long last);
+
+/*
+ * Without the writers' lock: some node overlapping [start, last] for which
+ * match() returns true, or NULL. It may miss nodes (a writer moved them
+ * while it looked) and may offer match() a node that a writer is moving
+ * or has just removed, so match() must check what it finds against
+ * something of the node's own that a writer cannot change under it (the
+ * rcache's incarnation), and the nodes' memory must stay readable for as
+ * long as readers may hold pointers into it (type-stable: never freed
+ * while the tree is in use). It always terminates. node->start and
+ * node->last of a node that may be in such a tree, or have been, must be
+ * set with relaxed atomic stores.
+ */
+struct uhmm_itree_node *
+uhmm_itree_find_lockless(const struct uhmm_itree *tree, unsigned long start,
+			 unsigned long last,
+			 bool (*match)(struct uhmm_itree_node *n, void *arg),
+			 void *arg);
 
 static inline bool uhmm_itree_empty(const struct uhmm_itree *tree)
 {
