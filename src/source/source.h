@@ -40,6 +40,7 @@
  * grace period has passed. uhmm_mm_sync() waits for those too.
  */
 #define UHMM_BATCH_MSGS 32
+#define UHMM_KNOWN_VMAS 64
 
 struct uhmm_batch {
 	struct uhmm_batch *next;
@@ -95,6 +96,15 @@ struct uffd_source {
 	 */
 	struct uhmm_mutex arm_lock;
 	struct uhmm_itree arms;
+	/*
+	 * [arm_lock] Mappings known to be registered, whole, so that arming
+	 * and checking a range inside one costs no system call (uffd.c,
+	 * "Known mappings"). end == 0: a free slot.
+	 */
+	struct uhmm_known_vma {
+		unsigned long start, end;
+	} known[UHMM_KNOWN_VMAS];
+	unsigned int known_next;	/* [arm_lock] the slot to reuse next */
 
 	/* Statistics, atomic. */
 	unsigned long events;		/* read from the kernel */

@@ -83,6 +83,75 @@ static bool armed_overlap_locked(struct uffd_source *src, unsigned long start,
 	return uhmm_itree_first(&src->arms, start, end - 1) != NULL;
 }
 
+/*
+ * Known mappings. Registering costs two system calls (the mapping's
+ * bounds, then UFFDIO_REGISTER), and so does checking that a range is
+ * armed (PAGEMAP_SCAN); a runtime arms thousands of buffers inside a few
+ * big mappings. So the source remembers, in a small table, private
+ * anonymous mappings it registered whole: arming or checking a range
+ * inside one is a lookup.
+ *
+ * Only arming and checking use it. Disarming still looks the mappings up:
+ * a known mapping may since have been split (mprotect sends no event),
+ * and a piece no subscription overlaps any more is unregistered.
+ *
+ * A private anonymous mapping stops being registered only by going away,
+ * and that sends an event: munmap, mremap, mmap(MAP_FIXED) over it and
+ * brk send UNMAP or REMAP, and the dispatcher forgets the range before
+ * the in-flight mark comes down (rearm_after_event()); uhmm's own
+ * unregistrations forget it at once. (File and shared mappings are not
+ * remembered: shmdt() unmaps with no event.) Between the kernel's read
+ * of such an event and the dispatcher, the table is stale, but anything
+ * that relied on it is a subscription overlapping the unmapped range,
+ * which that event's window invalidates, and whose mapping
+ * rearm_after_event() registers: a caller that reads the collision
+ * sequence around its check (the rcache's driver loop) sees it.
+ *
+ * An entry is added only when a second lookup after the registration
+ * finds the same bounds: a mapping that changed in between (a munmap
+ * before the registration sends no event to this userfaultfd) is looked
+ * up again the next time. The table is a hint: a lookup that misses
+ * falls back to the system calls, and a full table forgets its oldest.
+ */
+static int known_find_locked(struct uffd_source *src, unsigned long addr)
+{
+	uhmm_lock_assert_held(&src->arm_lock);
+	for (int i = 0; i < UHMM_KNOWN_VMAS; i++)
+		if (src->known[i].start <= addr && addr < src->known[i].end)
+			return i;
+	return -1;
+}
+
+static void known_forget_locked(struct uffd_source *src, unsigned long start,
+				unsigned long end)
+{
+	uhmm_lock_assert_held(&src->arm_lock);
+	for (int i = 0; i < UHMM_KNOWN_VMAS; i++)
+		if (src->known[i].start < end && start < src->known[i].end)
+			src->known[i].start = src->known[i].end = 0;
+}
+
+static void known_add_locked(struct uffd_source *src,
+			     const struct uhmm_vma *vma)
+{
+	struct uhmm_known_vma *k;
+
+	uhmm_lock_assert_held(&src->arm_lock);
+	known_forget_locked(src, vma->start, vma->end);
+	k = &src->known[src->known_next++ % UHMM_KNOWN_VMAS];
+	k->start = vma->start;
+	k->end = vma->end;
+}
+
+/* Is [start, end) inside one known mapping? */
+static bool known_covers_locked(struct uffd_source *src, unsigned long start,
+				unsigned long end)
+{
+	int i = known_find_locked(src, start);
+
+	return i >= 0 && end <= src->known[i].end;
+}
+
 /* Grow sub's node to cover [start, end). */
 static void hull_extend_locked(struct uffd_source *src,
 			       struct uhmm_interval_notifier *sub,
@@ -130,8 +199,14 @@ static int arm_vmas_locked(struct uffd_source *src,
 	uhmm_lock_assert_held(&src->arm_lock);
 	while (addr < end) {
 		struct uhmm_vma vma, again;
-		int ret;
+		int ret, k = known_find_locked(src, addr);
 
+		/* Registered already, not on sub's behalf: its hull stays
+		 * as it is (its own range covers what it relies on). */
+		if (k >= 0) {
+			addr = src->known[k].end;
+			continue;
+		}
 		ret = uhmm_prim_vma_find(addr, &vma);
 		if (ret == -ENOENT || (ret == 0 && vma.start >= end))
 			return 0;
@@ -156,6 +231,9 @@ static int arm_vmas_locked(struct uffd_source *src,
 		}
 		if (ret)
 			return ret;
+		if (!vma.file && !vma.shared && !uhmm_prim_vma_find(addr, &again) &&
+		    again.start == vma.start && again.end == vma.end)
+			known_add_locked(src, &vma);
 		addr = vma.end;
 	}
 	return 0;
@@ -172,9 +250,11 @@ static void disarm_vmas_locked(struct uffd_source *src, unsigned long start,
 	while (addr <= last && uhmm_prim_vma_find(addr, &vma) == 0 &&
 	       vma.start <= last) {
 		/* Another uffd's mapping refuses with EINVAL: not ours. */
-		if (!armed_overlap_locked(src, vma.start, vma.end))
+		if (!armed_overlap_locked(src, vma.start, vma.end)) {
+			known_forget_locked(src, vma.start, vma.end);
 			uhmm_prim_uffd_unregister(src->uffd, vma.start,
 						  vma.end - vma.start);
+		}
 		addr = vma.end;
 	}
 }
@@ -192,6 +272,7 @@ static void unregister_range_locked(struct uffd_source *src,
 	struct uhmm_vma vma;
 
 	uhmm_lock_assert_held(&src->arm_lock);
+	known_forget_locked(src, start, end);
 	if (!uhmm_prim_uffd_unregister(src->uffd, start, end - start))
 		return;
 	while (addr < end && uhmm_prim_vma_find(addr, &vma) == 0 &&
@@ -270,14 +351,16 @@ static int source_check_armed(struct uhmm_source *base,
 			      unsigned long start, unsigned long end)
 {
 	struct uffd_source *src = uffd_of(base);
-	bool armed;
+	bool armed, known;
 	int ret;
 
 	uhmm_mutex_lock(&src->arm_lock);
 	armed = arm_of(sub)->mm != NULL;
+	known = known_covers_locked(src, start, end);
 	uhmm_mutex_unlock(&src->arm_lock);
-	/* Its mm was released: nothing is watched for it any more. */
-	if (!armed)
+	/* Its mm was released: nothing is watched for it any more. Or it is
+	 * inside a mapping known to be registered. */
+	if (!armed || known)
 		return 0;
 	ret = uhmm_prim_pagemap_wp_coverage(start, end);
 	switch (ret) {
@@ -349,14 +432,16 @@ static int rearm_range_locked(struct uffd_source *src, unsigned long start,
 
 /*
  * After an UNMAP or REMAP over [start, end): a new mapping may have taken
- * the place of the old one (mmap(MAP_FIXED)), unregistered. Register it
- * where a subscription's range covers it, before the in-flight mark comes
- * down.
+ * the place of the old one (mmap(MAP_FIXED)), unregistered. Forget what
+ * was known there, and register it where a subscription's range covers
+ * it, before the in-flight mark comes down. (Not after a REMOVE: the
+ * mappings are the same ones.)
  */
 static void rearm_after_event(struct uffd_source *src, unsigned long start,
 			      unsigned long end)
 {
 	uhmm_mutex_lock(&src->arm_lock);
+	known_forget_locked(src, start, end);
 	if (rearm_range_locked(src, start, end))
 		__atomic_fetch_add(&src->arm_errors, 1, __ATOMIC_RELAXED);
 	uhmm_mutex_unlock(&src->arm_lock);
@@ -368,6 +453,7 @@ static void disarm_after_move(struct uffd_source *src, unsigned long start,
 			      unsigned long end)
 {
 	uhmm_mutex_lock(&src->arm_lock);
+	known_forget_locked(src, start, end);
 	disarm_vmas_locked(src, start, end - 1);
 	uhmm_mutex_unlock(&src->arm_lock);
 }
