@@ -1,44 +1,86 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-rcache: the registration cache's hit path, against UCX's, what
- * strict mode costs it, and what it buys io_uring.
+ * bench-rcache: the registration cache side by side with UCX's ucs_rcache
+ * on hit and miss workloads, what strict mode costs its hits, and what it
+ * buys io_uring.
  *
  * Strict mode (uhmm.h, UHMM_MM_STRICT, the default) makes every get ask
- * the kernel first whether an event is in flight: one system call. The
- * sections written before it (1, 3 and 4) measure RELAXED caches
- * (UHMM_RCACHE_RELAXED, set explicitly whatever UHMM_STRICT says), so
- * their figures stay comparable with earlier runs and with UCX, which
- * makes no such call; section 2 measures the same loop in strict mode.
- * The mm itself is opened UHMM_MM_RELAXED: every cache says its mode.
+ * the kernel first whether an event is in flight: one system call.
+ * Sections 1 and 3 measure RELAXED caches (UHMM_RCACHE_RELAXED, set
+ * explicitly whatever UHMM_STRICT says), so their figures stay comparable
+ * with earlier runs and with UCX, which makes no such call; section 2
+ * measures the same hits in strict mode. The mm itself is opened
+ * UHMM_MM_RELAXED: every cache says its mode.
  *
- *  1. Hit, RELAXED: uhmm_rcache_get() + uhmm_rcache_put() of a 64 KiB
- *     buffer already in the cache, in a loop, on a no-op device (reg hands
- *     out a counter, dereg does nothing). ns per get+put with 1 thread;
- *     aggregate M ops/s with 2 threads, each on its own buffer (the
- *     realistic case), and on one shared buffer (for reference). Each
- *     worker thread is pinned to its own CPU and runs for RUN_MS while the
- *     main thread sleeps. A run in which the workers were off their CPUs
- *     (CLOCK_THREAD_CPUTIME_ID against wall time) more than 5% of the time
- *     is run again, up to MAX_ATTEMPTS runs: the machine is shared, and
- *     such a run measures someone else's load.
- *  2. Strict vs relaxed: the loop of section 1, the same buffers and
- *     threads, on a cache created UHMM_RCACHE_STRICT (a subscription is
- *     armed, so every get makes the in-flight probe; nothing is ever in
- *     flight, so none waits). ns per get+put with 1 and 2 threads (per
- *     thread), strict / relaxed against section 1's figures, and the
- *     2-thread aggregate as a multiple of 1 thread. For reference, the
- *     probe's system call alone (ioctl(UFFDIO_COPY) with an invalid mode
- *     on a userfaultfd of the bench's own, which fails the same way the
- *     probe's does when nothing is in flight), with 1 and 2 threads,
- *     and the cheapest system call (getppid) for the cost of entering the
- *     kernel on this machine.
- *  3. The loop of section 1 against UCX's ucs_rcache (ucs_rcache_get() +
- *     ucs_rcache_region_put(), PROT_READ | PROT_WRITE, the same no-op
- *     device behind mem_reg/mem_dereg), if the bench was built with libucs,
- *     compared with section 1 (relaxed). UCX is set up only after sections
- *     1 and 2 ran: its memory hooks are then not installed while uhmm is
- *     measured.
- *  4. io_uring reads of 4 KiB and 64 KiB at random aligned offsets of a
+ *  1. Hit and miss workloads, uhmm vs UCX, in the same run:
+ *     uhmm_rcache_get() + uhmm_rcache_put() against ucs_rcache_get() +
+ *     ucs_rcache_region_put() (PROT_READ | PROT_WRITE), each cache over a
+ *     no-op device of its own (reg hands out a counter, dereg does
+ *     nothing). The buffers are 64 KiB, carved from one mapping that is
+ *     never populated (neither device touches the pages): after the first
+ *     miss it is armed, and no later miss arms anything but 9's remapped
+ *     buffers. Each workload gets new caches on both sides, warmed by one
+ *     untimed pass over every thread's steps; then uhmm's runs and UCX's
+ *     alternate. A thread follows a precomputed sequence of steps (a
+ *     buffer, and which cache), so no random number generator is
+ *     measured; a random order is a string of random permutations, so
+ *     every buffer is in it and the warm-up caches them all. The sequence
+ *     is cycled, each run going on where the last one stopped (starting
+ *     over, 8 would hit the buffers the last run left cached).
+ *      1. 1 thread, one hot buffer: ns per get+put.
+ *      2. 2 threads, each on its own hot buffer: aggregate M ops/s.
+ *      3. 1 thread, 1000 cached buffers round robin: ns per get+put.
+ *      4. 1 thread, 1000 cached buffers in random order: ns per get+put.
+ *      5. 2 threads, each on its own 1000 buffers in random order:
+ *         aggregate M ops/s, and as a multiple of 4's one-thread rate.
+ *      6. 2 threads on the same 1000 buffers, each in its own random
+ *         order: likewise.
+ *      7. 1 thread alternating two caches (two devices), one buffer each:
+ *         ns per get+put, and as a multiple of 1.
+ *      8. Caches capped at 1024 regions (uhmm's max_regions, UCX's
+ *         max_regions), 2048 buffers round robin: every get misses and
+ *         evicts. us per get+put.
+ *      9. Mixed: a worker over 1000 buffers in random order, every 100th
+ *         get for the next of 512 other buffers; the caches are capped at
+ *         1280 regions, so those were evicted since their last use and
+ *         miss (about 1% of the gets) and evict. Meanwhile a changer
+ *         thread loops over 16 other buffers of the same cache: munmap(),
+ *         mmap(MAP_FIXED_NOREPLACE) at the same address (MAP_FIXED that
+ *         fails, rather than replace what another thread may have mapped
+ *         in the hole meanwhile), get+put (a miss, which registers the
+ *         new pages, so the next munmap invalidates a region again). uhmm
+ *         hears those unmaps through userfaultfd (the munmap waits for
+ *         its reader thread), UCX through its memory hooks (ucm). Each
+ *         side's changer has buffers of its own, remapped once before the
+ *         runs: UCX's unmaps are then not of mappings uhmm armed. The
+ *         worker's ns per get+put, the changer's changes per second, and
+ *         the share of each one's gets that missed (1 for the changer's
+ *         on both sides: an unmap not heard would leave its get a hit).
+ *         The worker may wait (a uhmm get for the dispatch of the events
+ *         already read, a UCX get for the lock a miss holds): its share
+ *         of its CPU and its sleeps (voluntary context switches) per 1000
+ *         gets are printed too.
+ *     Printed for each: both figures, uhmm / UCX, the multiple of another
+ *     workload where one is relevant, and the issue's targets marked met
+ *     or missed. UCX's first cache installs its memory hooks, which stay
+ *     for the rest of the process, uhmm's runs included: they cost only
+ *     the calls that map or unmap, so only 9's changer, on both sides.
+ *     UCX's caches have flags 0, not UCS_RCACHE_FLAG_NO_PFN_CHECK: in UCX
+ *     1.13 a miss with that flag skips the LRU eviction, and max_regions
+ *     is never enforced. The PFN check stays off all the same, as long as
+ *     UCX_RCACHE_CHECK_PFN is 0 (its default; the output warns if not).
+ *  2. Strict vs relaxed: 1's workloads 1 and 2, and 2 threads on one
+ *     shared buffer (for reference), on a cache created
+ *     UHMM_RCACHE_STRICT (a subscription is armed, so every get makes the
+ *     in-flight probe; nothing is ever in flight, so none waits). ns per
+ *     get+put with 1 and 2 threads (per thread), strict / relaxed
+ *     against 1's relaxed figures, and the 2-thread aggregate as a
+ *     multiple of 1 thread. For reference, the probe's system call alone
+ *     (ioctl(UFFDIO_COPY) with an invalid mode on a userfaultfd of the
+ *     bench's own, which fails the same way the probe's does when nothing
+ *     is in flight), with 1 and 2 threads, and the cheapest system call
+ *     (getppid) for the cost of entering the kernel on this machine.
+ *  3. io_uring reads of 4 KiB and 64 KiB at random aligned offsets of a
  *     64 MiB file opened with O_DIRECT, queue depth 1 (submit one, wait for
  *     it): (a) READ_FIXED through a RELAXED cache
  *     (uhmm_uring_prep_read_fixed(), the same buffer every time, so every
@@ -53,10 +95,20 @@
  *     without the disk), and the device's reg + dereg alone. (Strict mode
  *     would add section 2's difference to every (a) read.)
  *
+ * Method, sections 1 and 2: the timed threads are pinned, thread i to CPU
+ * i (modulo the CPUs), 9's changer to the CPU after its worker's, and run
+ * for RUN_MS while the main thread sleeps. A run in which the timed
+ * threads were off their CPUs (CLOCK_THREAD_CPUTIME_ID against wall time)
+ * more than 5% of the time is run again, up to MAX_ATTEMPTS runs per
+ * side: the machine is shared, and such a run measures someone else's
+ * load. Workload 9 keeps every run instead, and prints the worker's share
+ * of its CPU: uhmm's event threads share the CPUs with it by design, and
+ * that is part of what it measures.
+ *
  * The monitored mm stays open until every buffer registered through it is
  * unmapped: a munmap of such a buffer waits for uhmm's reader thread to
  * read the event. Times come from CLOCK_MONOTONIC, around whole loops but
- * in section 4; every figure is the median of BENCH_RUNS runs and every
+ * in section 3; every figure is the median of BENCH_RUNS runs and every
  * ratio is computed from figures of this run. Prints figures and targets
  * only: the exit status is 0 unless a call fails, whatever the times.
  */
@@ -66,12 +118,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -85,12 +139,36 @@
 #endif
 
 #define PAGE		4096UL
-#define HIT_LEN		(64UL << 10)
+#define BUF_LEN		(64UL << 10)
 #define RUN_MS		100
 #define MAX_ATTEMPTS	(3 * BENCH_RUNS)
 #define FULL_SHARE	0.95	/* of the wall time on a CPU */
 #define BATCH		256
-#define MAX_THREADS	2
+#define MAX_THREADS	2	/* timed threads of a workload */
+#define MAX_WORKERS	(MAX_THREADS + 1)	/* and 9's changer */
+#define MAX_CACHES	2	/* per side and workload */
+#define NSIDES		2	/* uhmm, UCX */
+
+#define NHOT		1000	/* the cached buffers of 3 to 6 and 9 */
+#define RAND_LEN	(8 * NHOT)	/* steps of a random order */
+#define EVICT_CAP	1024	/* 8: the caches' max_regions */
+#define EVICT_N		2048	/* 8: buffers, round robin */
+#define MIX_EVERY	100	/* 9: one get in MIX_EVERY misses */
+#define MIX_NMISS	512	/* 9: the worker's buffers that miss */
+#define MIX_NCHANGE	16	/* 9: each changer's buffers */
+#define MIX_CAP		1280	/* 9: the caches' max_regions */
+
+/*
+ * The buffers, indexes in the one mapping. 9's caches keep its 1000 hot
+ * buffers and the changer's 16, and room for MIX_CAP - 1016 = 264 of the
+ * 512 that miss: used round robin, each was evicted since its last use.
+ */
+enum {
+	POOL_HOT = 0,				/* 1 to 8 */
+	POOL_MISS = EVICT_N,			/* 9: the worker's misses */
+	POOL_CHANGE = POOL_MISS + MIX_NMISS,	/* 9: each side's changer */
+	NBUFS = POOL_CHANGE + NSIDES * MIX_NCHANGE,
+};
 
 #define FILE_SIZE	(64UL << 20)
 #define IO_MAX		(64UL << 10)
@@ -130,18 +208,26 @@ static void line_ge(const char *label, double value, const char *unit,
 	       target_text, value >= target ? "OK" : "MISSED");
 }
 
-/* ---- the no-op device, shared by both caches ---- */
+/* ---- the no-op device, one per cache ---- */
 
-static unsigned long noop_regs;	/* atomic */
+struct noop_dev {
+	unsigned long handles;	/* atomic: the last handle handed out */
+};
+
+/* Registrations made by this thread: its gets that missed (a miss that
+ * retries registers again: rare). */
+static __thread unsigned long thread_regs;
 
 static int noop_reg(void *dev, void *addr, size_t len, unsigned int access,
 		    uint64_t *handle)
 {
-	(void)dev;
+	struct noop_dev *d = dev;
+
 	(void)addr;
 	(void)len;
 	(void)access;
-	*handle = __atomic_add_fetch(&noop_regs, 1, __ATOMIC_RELAXED);
+	thread_regs++;
+	*handle = __atomic_add_fetch(&d->handles, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -156,16 +242,97 @@ static const struct uhmm_rcache_ops noop_ops = {
 	.dereg = noop_dereg,
 };
 
+/* ---- the buffers and the threads' steps ---- */
+
+static char *pool;	/* the one mapping of NBUFS buffers */
+
+static void *buf_at(size_t i)
+{
+	return pool + i * BUF_LEN;
+}
+
+struct step {
+	void *addr;		/* a BUF_LEN buffer */
+	unsigned int cache;	/* which of the side's caches */
+};
+
+/* What one thread does, cycled: steps[0], ..., steps[n - 1], steps[0]... */
+struct plan {
+	struct step *steps;
+	size_t n;
+};
+
+static struct plan plan_new(size_t n)
+{
+	struct plan p = { .steps = calloc(n, sizeof(struct step)), .n = n };
+
+	if (!p.steps)
+		die(-ENOMEM, "calloc");
+	return p;
+}
+
+/* Buffers first .. first + n - 1, in order. */
+static struct plan plan_range(size_t first, size_t n)
+{
+	struct plan p = plan_new(n);
+
+	for (size_t i = 0; i < n; i++)
+		p.steps[i].addr = buf_at(first + i);
+	return p;
+}
+
+/* len steps over buffers first .. first + n - 1: random permutations. */
+static struct plan plan_random(size_t first, size_t n, size_t len,
+			       uint64_t seed)
+{
+	struct plan p = plan_new(len);
+	struct bench_rng r;
+	size_t *perm = NULL;
+
+	bench_rng_seed(&r, seed);
+	for (size_t i = 0; i < len; i++) {
+		if (i % n == 0) {
+			free(perm);
+			perm = bench_perm(&r, n);
+			if (!perm)
+				die(-ENOMEM, "bench_perm");
+		}
+		p.steps[i].addr = buf_at(first + perm[i % n]);
+	}
+	free(perm);
+	return p;
+}
+
+/* ---- the two caches under test ---- */
+
+struct worker;
+
+struct side {
+	const char *name;
+	int (*loop)(struct worker *w);	/* get + put over its plan */
+	int (*get_put)(void *cache, void *addr);
+	/* A cache over dev, of max_regions (0: the side's default). */
+	int (*create)(const struct side *sd, size_t max_regions,
+		      struct noop_dev *dev, void **cache);
+	void (*destroy)(void *cache);
+	struct uhmm_mm *mm;	/* uhmm's */
+	unsigned int flags;	/* uhmm's: UHMM_RCACHE_RELAXED or _STRICT */
+};
+
 /* ---- timed loops on pinned threads ---- */
 
 struct worker {
 	pthread_t thread;
-	int cpu;
-	void *cache;
-	void *buf;
+	int cpu;			/* pinned there; -1: not pinned */
 	int (*loop)(struct worker *w);
-	unsigned long ops;
-	uint64_t ns, cpu_ns;	/* wall and this thread's CPU time */
+	int (*get_put)(void *cache, void *addr);	/* warm-up, changer */
+	void *const *caches;		/* the side's, or a loop's argument */
+	const struct plan *plan;
+	size_t next;			/* next step: runs go on from there */
+	bool changer;			/* 9's: reported apart, not timed */
+	unsigned long ops, misses;	/* gets (changes), and misses */
+	unsigned long sleeps;		/* voluntary context switches */
+	uint64_t ns, cpu_ns;		/* wall and this thread's CPU time */
 	int err;
 };
 
@@ -177,24 +344,84 @@ static bool stopped(void)
 	return __atomic_load_n(&stop, __ATOMIC_RELAXED);
 }
 
-static int loop_uhmm(struct worker *w)
+/* Thread i's CPU. */
+static int cpu_of(int i)
 {
-	struct uhmm_rcache *rc = w->cache;
-	struct uhmm_region *region;
-	int ret;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return ncpu > 0 ? i % (int)ncpu : 0;
+}
+
+/*
+ * The hit path's loop, one copy per cache: get_put is a constant where
+ * this is inlined, so each side's call is direct.
+ */
+static inline __attribute__((always_inline)) int
+plan_loop(struct worker *w, int (*get_put)(void *cache, void *addr))
+{
+	const struct step *steps = w->plan->steps;
+	void *const *caches = w->caches;
+	size_t n = w->plan->n, k = w->next;
 
 	do {
 		for (int i = 0; i < BATCH; i++) {
-			ret = uhmm_rcache_get(rc, w->buf, HIT_LEN,
-					      UHMM_ACCESS_READ |
-					      UHMM_ACCESS_WRITE, &region);
+			int ret = get_put(caches[steps[k].cache],
+					  steps[k].addr);
+
 			if (ret)
 				return ret;
-			ret = uhmm_rcache_put(rc, region);
-			if (ret)
-				return ret;
+			if (++k == n)
+				k = 0;
 		}
 		w->ops += BATCH;
+	} while (!stopped());
+	w->next = k;
+	return 0;
+}
+
+/*
+ * Unmap a buffer and map new pages at its address. MAP_FIXED_NOREPLACE:
+ * if another thread mapped something in the hole meanwhile, fail rather
+ * than replace it.
+ */
+static int remap(void *addr)
+{
+	void *p;
+
+	if (munmap(addr, BUF_LEN))
+		return -errno;
+	p = mmap(addr, BUF_LEN, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	if (p != addr) {	/* a kernel without MAP_FIXED_NOREPLACE */
+		munmap(p, BUF_LEN);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* One step: get + put, after a remap if it is a change. */
+static int do_step(int (*get_put)(void *cache, void *addr),
+		   void *const *caches, const struct step *s, bool change)
+{
+	int ret = change ? remap(s->addr) : 0;
+
+	return ret ? ret : get_put(caches[s->cache], s->addr);
+}
+
+/* 9's changer: change its buffers round robin. */
+static int loop_change(struct worker *w)
+{
+	do {
+		int ret = do_step(w->get_put, w->caches,
+				  &w->plan->steps[w->next], true);
+
+		if (ret)
+			return ret;
+		w->ops++;
+		if (++w->next == w->plan->n)
+			w->next = 0;
 	} while (!stopped());
 	return 0;
 }
@@ -207,274 +434,400 @@ static uint64_t cpu_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static long sleeps_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_THREAD, &ru);
+	return ru.ru_nvcsw;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	unsigned long regs, sleeps;
 	uint64_t t0, c0;
 	cpu_set_t set;
 
-	CPU_ZERO(&set);
-	CPU_SET(w->cpu, &set);
-	/* Best effort: unpinned figures are only noisier. */
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (w->cpu >= 0) {
+		CPU_ZERO(&set);
+		CPU_SET(w->cpu, &set);
+		/* Best effort: unpinned figures are only noisier. */
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
 	pthread_barrier_wait(&start_barrier);
+	regs = thread_regs;
+	sleeps = sleeps_now();
 	c0 = cpu_now_ns();
 	t0 = bench_now_ns();
 	w->err = w->loop(w);
 	w->ns = bench_now_ns() - t0;
 	w->cpu_ns = cpu_now_ns() - c0;
+	w->misses = thread_regs - regs;
+	w->sleeps = sleeps_now() - sleeps;
 	return NULL;
 }
 
-/*
- * One run: nthreads workers run loop for RUN_MS, worker i on bufs[i].
- * Returns the aggregate ops per second (wall time); sets *share to the
- * fraction of the wall time the workers were on a CPU.
- */
-static double run_once(int (*loop)(struct worker *), void *cache,
-		       void **bufs, int nthreads, double *share)
+/* What one run measured. */
+struct sample {
+	double rate;		/* the timed threads' gets per second, summed */
+	double share;		/* their CPU time / their wall time */
+	double miss;		/* the share of their gets that missed */
+	double sleeps;		/* their sleeps (voluntary context
+				 * switches) per 1000 gets */
+	double change_rate;	/* 9's changer: changes per second */
+	double change_miss;	/* the share of its gets that missed */
+};
+
+/* One run: the workers w[0..n) run their loops for RUN_MS. */
+static void run_once(struct worker *w, int n, struct sample *x)
 {
 	struct timespec ts = { .tv_nsec = RUN_MS * 1000000L };
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	double rate = 0, wall = 0, cpu = 0;
-	struct worker w[MAX_THREADS];
+	double wall = 0, cpu = 0, gets = 0, misses = 0, sleeps = 0;
 
+	*x = (struct sample){ .rate = 0 };
 	__atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
-	pthread_barrier_init(&start_barrier, NULL, nthreads + 1);
-	for (int i = 0; i < nthreads; i++) {
-		w[i] = (struct worker){
-			.cpu = ncpu > 0 ? i % ncpu : 0,
-			.cache = cache,
-			.buf = bufs[i],
-			.loop = loop,
-		};
+	pthread_barrier_init(&start_barrier, NULL, n + 1);
+	for (int i = 0; i < n; i++) {
+		w[i].ops = w[i].misses = 0;
 		check(-pthread_create(&w[i].thread, NULL, worker_main, &w[i]),
 		      "pthread_create");
 	}
 	pthread_barrier_wait(&start_barrier);
 	nanosleep(&ts, NULL);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-	for (int i = 0; i < nthreads; i++) {
+	for (int i = 0; i < n; i++) {
 		pthread_join(w[i].thread, NULL);
-		check(w[i].err, "get/put loop");
-		rate += w[i].ops * 1e9 / w[i].ns;
+		check(w[i].err, w[i].changer ? "change loop" : "get/put loop");
+		if (w[i].changer) {
+			x->change_rate = w[i].ops * 1e9 / w[i].ns;
+			x->change_miss = w[i].ops ?
+					 (double)w[i].misses / w[i].ops : 0;
+			continue;
+		}
+		x->rate += w[i].ops * 1e9 / w[i].ns;
 		wall += w[i].ns;
 		cpu += w[i].cpu_ns;
+		gets += w[i].ops;
+		misses += w[i].misses;
+		sleeps += w[i].sleeps;
 	}
 	pthread_barrier_destroy(&start_barrier);
-	*share = cpu / wall;
-	return rate;
+	x->share = cpu / wall;
+	x->miss = gets ? misses / gets : 0;
+	x->sleeps = gets ? 1e3 * sleeps / gets : 0;
 }
 
 /*
- * The machine is shared: a run in which the workers were off their CPUs
- * more than 5% of the time measured someone else's load. Runs until
- * BENCH_RUNS runs had the CPUs (at most MAX_ATTEMPTS runs) and returns the
- * median rate of those, or of all runs if none did; *kept says how many.
+ * A measurement: workers to run again and again, and the runs so far.
+ * A run whose timed threads had their CPUs less than min_share of the
+ * time is not kept (the machine is shared: it measured someone else's
+ * load). Done when BENCH_RUNS runs were kept, or after MAX_ATTEMPTS.
  */
-static double run_threads(int (*loop)(struct worker *), void *cache,
-			  void **bufs, int nthreads, int *kept)
-{
-	double good[MAX_ATTEMPTS], all[MAX_ATTEMPTS], share;
-	int ngood = 0, nall = 0;
-
-	while (ngood < BENCH_RUNS && nall < MAX_ATTEMPTS) {
-		all[nall] = run_once(loop, cache, bufs, nthreads, &share);
-		if (share >= FULL_SHARE)
-			good[ngood++] = all[nall];
-		nall++;
-	}
-	*kept = ngood;
-	return ngood ? bench_median(good, ngood) : bench_median(all, nall);
-}
-
-struct hit_figures {
-	double ns1;		/* ns per get+put, 1 thread */
-	double mops2;		/* M ops/s, 2 threads, own buffers */
-	double mops2_same;	/* M ops/s, 2 threads, one buffer */
-	int kept[3];		/* runs kept for each, see run_threads() */
+struct job {
+	struct worker w[MAX_WORKERS];
+	int n;
+	double min_share;
+	struct sample kept[MAX_ATTEMPTS], all[MAX_ATTEMPTS];
+	int nkept, nall;
 };
 
-static void measure_hits(struct hit_figures *f, int (*loop)(struct worker *),
-			 void *cache, void **bufs)
-{
-	void *same[MAX_THREADS] = { bufs[0], bufs[0] };
+/* Medians over the runs kept (over all of them if none was). */
+struct result {
+	struct sample med;	/* each field's own median */
+	int kept, runs;
+};
 
-	f->ns1 = 1e9 / run_threads(loop, cache, bufs, 1, &f->kept[0]);
-	f->mops2 = run_threads(loop, cache, bufs, 2, &f->kept[1]) / 1e6;
-	f->mops2_same = run_threads(loop, cache, same, 2, &f->kept[2]) / 1e6;
+static bool job_done(const struct job *j)
+{
+	return j->nkept >= BENCH_RUNS || j->nall >= MAX_ATTEMPTS;
 }
 
-static void print_hits(const char *who, const struct hit_figures *f)
+/* Runs the jobs' runs in turn, one each while it needs more. */
+static void measure(struct job *jobs, int njobs)
 {
-	char label[80];
+	for (bool more = true; more;) {
+		more = false;
+		for (int i = 0; i < njobs; i++) {
+			struct job *j = &jobs[i];
+			struct sample *x;
 
-	snprintf(label, sizeof(label), "%s hit, 1 thread", who);
-	bench_line(label, f->ns1, "ns/op", -1, NULL);
-	snprintf(label, sizeof(label), "%s 1 thread", who);
-	bench_line(label, 1e3 / f->ns1, "M ops/s", -1, NULL);
-	snprintf(label, sizeof(label), "%s 2 threads, own buffers", who);
-	bench_line(label, f->mops2, "M ops/s", -1, NULL);
-	snprintf(label, sizeof(label), "%s 2 threads, one buffer (ref.)", who);
-	bench_line(label, f->mops2_same, "M ops/s", -1, NULL);
-	printf("  (runs with the CPUs to themselves: %d, %d, %d of %d%s)\n",
-	       f->kept[0], f->kept[1], f->kept[2], BENCH_RUNS,
-	       f->kept[0] && f->kept[1] && f->kept[2] ? "" :
-	       "; MACHINE BUSY, figures unreliable");
-}
-
-/*
- * Section 1's loop on a cache of mode flags (UHMM_RCACHE_STRICT or
- * UHMM_RCACHE_RELAXED). Returns 0, or -EOPNOTSUPP if the cache refused
- * strict mode (the kernel failed its self-test); dies on other errors.
- */
-static int measure_uhmm_hits(struct uhmm_mm *mm, unsigned int flags,
-			     void **bufs, struct hit_figures *f,
-			     struct uhmm_rcache_stats *st)
-{
-	const struct uhmm_rcache_config cfg = { .flags = flags };
-	struct uhmm_rcache *rc;
-	int ret;
-
-	ret = uhmm_rcache_create(&rc, mm, &noop_ops, NULL, &cfg);
-	if (ret == -EOPNOTSUPP && (flags & UHMM_RCACHE_STRICT))
-		return ret;
-	check(ret, "uhmm_rcache_create");
-	measure_hits(f, loop_uhmm, rc, bufs);
-	check(uhmm_rcache_stats(rc, st), "uhmm_rcache_stats");
-	check(uhmm_rcache_destroy(rc), "uhmm_rcache_destroy");
-	return 0;
-}
-
-static void bench_uhmm_hits(struct uhmm_mm *mm, void **bufs,
-			    struct hit_figures *f)
-{
-	struct uhmm_rcache_stats st;
-
-	check(measure_uhmm_hits(mm, UHMM_RCACHE_RELAXED, bufs, f, &st),
-	      "uhmm_rcache_create (relaxed)");
-	printf("\n1. uhmm_rcache hit, RELAXED mode (get + put, 64 KiB buffer, "
-	       "no-op device)\n");
-	print_hits("uhmm relaxed", f);
-	bench_line("uhmm relaxed hit, 1 thread", f->ns1, "ns/op", 30, "30");
-	line_ge("uhmm relaxed 2 threads own buffers / 1 thread",
-		f->mops2 * f->ns1 / 1e3, "x", 1.8, "1.8");
-	printf("  (%lu hits, %lu misses)\n", st.hits, st.misses);
-}
-
-/* ---- strict mode ---- */
-
-/*
- * The probe's system call alone: UFFDIO_COPY with a mode no kernel
- * accepts on a userfaultfd of our own, which fails with EINVAL (EAGAIN if
- * an event were in flight: never here). w->cache points to the fd.
- */
-static int loop_probe(struct worker *w)
-{
-	int fd = *(int *)w->cache;
-
-	do {
-		for (int i = 0; i < BATCH; i++) {
-			struct uffdio_copy copy = { .mode = 1ULL << 63 };
-
-			if (!ioctl(fd, UFFDIO_COPY, &copy))
-				return -EPROTO;
-			if (errno != EINVAL)
-				return -errno;
+			if (job_done(j))
+				continue;
+			x = &j->all[j->nall++];
+			run_once(j->w, j->n, x);
+			if (x->share >= j->min_share)
+				j->kept[j->nkept++] = *x;
+			more = true;
 		}
-		w->ops += BATCH;
-	} while (!stopped());
-	return 0;
+	}
 }
 
-/* The cheapest system call, for the cost of entering the kernel here. */
-static int loop_syscall(struct worker *w)
+static double median_field(const struct sample *v, int n, size_t offset)
 {
-	do {
-		for (int i = 0; i < BATCH; i++)
-			bench_keep(syscall(SYS_getppid));
-		w->ops += BATCH;
-	} while (!stopped());
-	return 0;
+	double x[MAX_ATTEMPTS];
+
+	for (int i = 0; i < n; i++)
+		memcpy(&x[i], (const char *)&v[i] + offset, sizeof(double));
+	return bench_median(x, n);
 }
 
-/* A userfaultfd of the bench's own, past UFFDIO_API; -1 if refused. */
-static int probe_fd(void)
+static struct result job_result(const struct job *j)
 {
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	static const size_t fields[] = {
+		offsetof(struct sample, rate),
+		offsetof(struct sample, share),
+		offsetof(struct sample, miss),
+		offsetof(struct sample, sleeps),
+		offsetof(struct sample, change_rate),
+		offsetof(struct sample, change_miss),
+	};
+	const struct sample *v = j->nkept ? j->kept : j->all;
+	int n = j->nkept ? j->nkept : j->nall;
+	struct result r = { .kept = j->nkept, .runs = j->nall };
 
-	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api)) {
-		close(fd);
-		fd = -1;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		double m = median_field(v, n, fields[i]);
+
+		memcpy((char *)&r.med + fields[i], &m, sizeof(m));
 	}
-	return fd;
+	return r;
 }
 
-static void bench_strict(struct uhmm_mm *mm, void **bufs,
-			 const struct hit_figures *r)
+/*
+ * Median rate of loop on nthreads pinned threads, each given arg as
+ * w->caches[0] (section 2's references); *kept as in struct result.
+ */
+static double run_threads(int (*loop)(struct worker *), void *arg,
+			  int nthreads, int *kept)
 {
-	struct hit_figures s;
-	struct uhmm_rcache_stats st;
-	double s2, r2, p1 = -1, p2 = -1, sys1;
-	int kept[3], fd;
+	struct job job;
+	void *args[1] = { arg };
+	struct result r;
 
-	printf("\n2. strict mode (UHMM_RCACHE_STRICT): section 1's loop, each "
-	       "get probing first\n");
-	if (measure_uhmm_hits(mm, UHMM_RCACHE_STRICT, bufs, &s, &st)) {
-		printf("  skipped: strict mode refused (-EOPNOTSUPP: the kernel "
-		       "failed its self-test)\n");
-		return;
-	}
-	fd = probe_fd();
-	if (fd >= 0) {
-		p1 = 1e9 / run_threads(loop_probe, &fd, bufs, 1, &kept[0]);
-		p2 = 2e9 / run_threads(loop_probe, &fd, bufs, 2, &kept[1]);
-		close(fd);
-	}
-	sys1 = 1e9 / run_threads(loop_syscall, NULL, bufs, 1, &kept[2]);
-	print_hits("strict", &s);
-	printf("  (%lu hits, %lu misses)\n", st.hits, st.misses);
-
-	/* ns per get+put of each thread, with 2 threads on their own buffers */
-	s2 = 2e3 / s.mops2;
-	r2 = 2e3 / r->mops2;
-	printf("\n   strict vs relaxed (section 1), same run: ns per get+put "
-	       "(per thread)\n");
-	bench_line("relaxed, 1 thread", r->ns1, "ns/op", -1, NULL);
-	bench_line("strict, 1 thread", s.ns1, "ns/op", -1, NULL);
-	printf("%-46s %10.2f x\n", "strict / relaxed, 1 thread", s.ns1 / r->ns1);
-	bench_line("relaxed, 2 threads own buffers", r2, "ns/op", -1, NULL);
-	bench_line("strict, 2 threads own buffers", s2, "ns/op", -1, NULL);
-	printf("%-46s %10.2f x\n", "strict / relaxed, 2 threads", s2 / r2);
-	printf("%-46s %10.2f x\n", "relaxed 2 threads / 1 thread (throughput)",
-	       r->mops2 * r->ns1 / 1e3);
-	printf("%-46s %10.2f x\n", "strict 2 threads / 1 thread (throughput)",
-	       s.mops2 * s.ns1 / 1e3);
-	if (p1 > 0) {
-		printf("  reference, the probe's ioctl alone (own userfaultfd; "
-		       "runs kept %d, %d of %d):\n", kept[0], kept[1],
-		       BENCH_RUNS);
-		bench_line("  probe ioctl, 1 thread", p1, "ns/call", -1, NULL);
-		bench_line("  probe ioctl, 2 threads (per thread)", p2,
-			   "ns/call", -1, NULL);
-		printf("%-46s %10.2f x\n", "  probe 2 threads / 1 thread "
-		       "(throughput)", 2 * p1 / p2);
-		bench_line("  strict - relaxed - probe, 1 thread",
-			   s.ns1 - r->ns1 - p1, "ns/op", -1, NULL);
-	} else {
-		printf("  (no userfaultfd of our own: probe reference "
-		       "skipped)\n");
-	}
-	bench_line("  getppid() syscall, 1 thread (kernel entry)", sys1,
-		   "ns/call", -1, NULL);
-	printf("\n   targets, strict mode\n");
-	bench_line("Strict-mode get+put, 1 thread", s.ns1, "ns/op", 400, "400");
-	line_ge("strict 2 threads / one thread (throughput)",
-		s.mops2 * s.ns1 / 1e3, "x", 1.5, "1.5");
+	job = (struct job){ .n = nthreads, .min_share = FULL_SHARE };
+	for (int i = 0; i < nthreads; i++)
+		job.w[i] = (struct worker){
+			.cpu = cpu_of(i), .loop = loop, .caches = args,
+		};
+	measure(&job, 1);
+	r = job_result(&job);
+	*kept = r.kept;
+	return r.med.rate;
 }
 
-/* ---- UCX ---- */
+/* ---- workloads ---- */
+
+enum unit { UNIT_NS, UNIT_US, UNIT_MOPS };
+
+static const char *const unit_name[] = {
+	[UNIT_NS] = "ns/op",
+	[UNIT_US] = "us/op",
+	[UNIT_MOPS] = "M ops/s",
+};
+
+struct workload {
+	const char *title;
+	enum unit unit;			/* of its figure */
+	int nthreads;			/* timed */
+	struct plan plan[MAX_THREADS];	/* thread i's steps */
+	struct plan change[NSIDES];	/* 9: each side's changer, or n = 0 */
+	int ncaches;			/* per side */
+	size_t max_regions;		/* the caches'; 0: the side's default */
+	bool all_runs;			/* keep every run (see the top) */
+	double goal;			/* target for uhmm's figure; 0: none */
+	int base;			/* workload to compare with; -1: none */
+	const char *base_text;		/* what that multiple is */
+	double base_goal;		/* its target for uhmm; 0: none */
+};
+
+enum {
+	W_HOT, W_HOT2, W_RR, W_RAND, W_RAND2, W_SAME2, W_TWO_CACHES,
+	W_EVICT, W_MIXED,
+	NCOMPARED,		/* section 1 runs those above */
+	W_SHARED = NCOMPARED,	/* section 2's reference: one buffer shared */
+	NWORKLOADS
+};
+
+static void setup_workloads(struct workload *wl)
+{
+	struct plan hot0 = plan_range(POOL_HOT, 1),
+		    hot1 = plan_range(POOL_HOT + 1, 1),
+		    rand0 = plan_random(POOL_HOT, NHOT, RAND_LEN, SEED),
+		    mixed = plan_random(POOL_HOT, NHOT, MIX_EVERY * MIX_NMISS,
+					SEED + 3),
+		    two = plan_range(POOL_HOT, 2);
+
+	/* 9: every MIX_EVERY-th get is for the next buffer that misses */
+	for (size_t j = 0; j < MIX_NMISS; j++)
+		mixed.steps[j * MIX_EVERY + MIX_EVERY - 1].addr =
+			buf_at(POOL_MISS + j);
+	two.steps[1].cache = 1;
+
+	wl[W_HOT] = (struct workload){
+		"1 thread, one hot buffer", UNIT_NS, 1, { hot0 },
+		.ncaches = 1, .base = -1,
+	};
+	wl[W_HOT2] = (struct workload){
+		"2 threads, each its own hot buffer", UNIT_MOPS, 2,
+		{ hot0, hot1 }, .ncaches = 1, .base = -1,
+	};
+	wl[W_RR] = (struct workload){
+		"1 thread, 1000 cached buffers, round robin", UNIT_NS, 1,
+		{ plan_range(POOL_HOT, NHOT) }, .ncaches = 1, .base = -1,
+	};
+	wl[W_RAND] = (struct workload){
+		"1 thread, 1000 cached buffers, random order", UNIT_NS, 1,
+		{ rand0 }, .ncaches = 1, .goal = 15, .base = -1,
+	};
+	wl[W_RAND2] = (struct workload){
+		"2 threads, each its own 1000 buffers, random order",
+		UNIT_MOPS, 2,
+		{ rand0, plan_random(POOL_HOT + NHOT, NHOT, RAND_LEN,
+				     SEED + 1) },
+		.ncaches = 1, .base = W_RAND,
+		.base_text = "2 threads / 1 thread (4.)", .base_goal = 1.7,
+	};
+	wl[W_SAME2] = (struct workload){
+		"2 threads, the same 1000 buffers, random orders", UNIT_MOPS,
+		2, { rand0, plan_random(POOL_HOT, NHOT, RAND_LEN, SEED + 2) },
+		.ncaches = 1, .base = W_RAND,
+		.base_text = "2 threads / 1 thread (4.)", .base_goal = 1.5,
+	};
+	wl[W_TWO_CACHES] = (struct workload){
+		"1 thread alternating two caches, one buffer each", UNIT_NS,
+		1, { two }, .ncaches = 2, .base = W_HOT,
+		.base_text = "two caches / one cache (1.)", .base_goal = 1.2,
+	};
+	wl[W_EVICT] = (struct workload){
+		"capped at 1024 regions, 2048 buffers round robin: every get "
+		"misses and evicts", UNIT_US, 1,
+		{ plan_range(POOL_HOT, EVICT_N) }, .ncaches = 1,
+		.max_regions = EVICT_CAP, .goal = 1, .base = -1,
+	};
+	wl[W_MIXED] = (struct workload){
+		"mixed: 1% misses (capped at 1280 regions), a changer "
+		"unmapping and remapping 16 other buffers", UNIT_NS, 1,
+		{ mixed },
+		{ plan_range(POOL_CHANGE, MIX_NCHANGE),
+		  plan_range(POOL_CHANGE + MIX_NCHANGE, MIX_NCHANGE) },
+		.ncaches = 1, .max_regions = MIX_CAP, .all_runs = true,
+		.base = -1,
+	};
+	wl[W_SHARED] = (struct workload){
+		"2 threads, one shared buffer", UNIT_MOPS, 2, { hot0, hot0 },
+		.ncaches = 1, .base = -1,
+	};
+}
+
+/* Side s's workers for wl over its caches. */
+static void job_init(struct job *j, const struct workload *wl,
+		     const struct side *sd, int s, void *const *caches)
+{
+	*j = (struct job){ .min_share = wl->all_runs ? 0 : FULL_SHARE };
+	for (int i = 0; i < wl->nthreads; i++)
+		j->w[j->n++] = (struct worker){
+			.cpu = cpu_of(i), .loop = sd->loop,
+			.get_put = sd->get_put, .caches = caches,
+			.plan = &wl->plan[i],
+		};
+	if (wl->change[s].n)
+		j->w[j->n++] = (struct worker){
+			.cpu = cpu_of(wl->nthreads), .loop = loop_change,
+			.get_put = sd->get_put, .caches = caches,
+			.plan = &wl->change[s], .changer = true,
+		};
+}
+
+/* One untimed pass over every worker's steps: the caches are warm. */
+static void warm_up(const struct job *j)
+{
+	for (int i = 0; i < j->n; i++) {
+		const struct worker *w = &j->w[i];
+
+		for (size_t k = 0; k < w->plan->n; k++)
+			check(do_step(w->get_put, w->caches,
+				      &w->plan->steps[k], w->changer),
+			      "warm-up");
+	}
+}
+
+/*
+ * wl on each of the sides, new caches each, their runs alternating;
+ * res[s] for side s.
+ */
+static void measure_workload(const struct workload *wl,
+			     const struct side *sides, int nsides,
+			     struct result *res)
+{
+	struct job jobs[NSIDES];
+	struct noop_dev devs[NSIDES][MAX_CACHES];
+	void *caches[NSIDES][MAX_CACHES];
+
+	memset(devs, 0, sizeof(devs));
+	for (int s = 0; s < nsides; s++) {
+		for (int c = 0; c < wl->ncaches; c++)
+			check(sides[s].create(&sides[s], wl->max_regions,
+					      &devs[s][c], &caches[s][c]),
+			      "cache create");
+		job_init(&jobs[s], wl, &sides[s], s, caches[s]);
+		warm_up(&jobs[s]);
+	}
+	measure(jobs, nsides);
+	for (int s = 0; s < nsides; s++) {
+		res[s] = job_result(&jobs[s]);
+		for (int c = 0; c < wl->ncaches; c++)
+			sides[s].destroy(caches[s][c]);
+	}
+}
+
+/* ---- uhmm's side ---- */
+
+static inline int uhmm_get_put(void *cache, void *addr)
+{
+	struct uhmm_region *region;
+	int ret = uhmm_rcache_get(cache, addr, BUF_LEN,
+				  UHMM_ACCESS_READ | UHMM_ACCESS_WRITE,
+				  &region);
+
+	return ret ? ret : uhmm_rcache_put(cache, region);
+}
+
+static int loop_uhmm(struct worker *w)
+{
+	return plan_loop(w, uhmm_get_put);
+}
+
+static int uhmm_create(const struct side *sd, size_t max_regions,
+		       struct noop_dev *dev, void **cache)
+{
+	const struct uhmm_rcache_config cfg = {
+		.max_regions = max_regions,
+		.flags = sd->flags,
+	};
+	struct uhmm_rcache *rc;
+	int ret = uhmm_rcache_create(&rc, sd->mm, &noop_ops, dev, &cfg);
+
+	if (!ret)
+		*cache = rc;
+	return ret;
+}
+
+static void uhmm_destroy(void *cache)
+{
+	check(uhmm_rcache_destroy(cache), "uhmm_rcache_destroy");
+}
+
+static struct side uhmm_side(struct uhmm_mm *mm, unsigned int flags)
+{
+	return (struct side){
+		.name = "uhmm", .loop = loop_uhmm, .get_put = uhmm_get_put,
+		.create = uhmm_create, .destroy = uhmm_destroy,
+		.mm = mm, .flags = flags,
+	};
+}
+
+/* ---- UCX's side ---- */
 
 #ifdef UHMM_BENCH_UCX
 struct ucx_region {
@@ -519,28 +872,24 @@ static const ucs_rcache_ops_t ucx_ops = {
 	.dump_region = ucx_dump_region,
 };
 
-static int loop_ucx(struct worker *w)
+static inline int ucx_get_put(void *cache, void *addr)
 {
-	ucs_rcache_t *rcache = w->cache;
 	ucs_rcache_region_t *region;
-	ucs_status_t st;
 
-	do {
-		for (int i = 0; i < BATCH; i++) {
-			st = ucs_rcache_get(rcache, w->buf, HIT_LEN,
-					    PROT_READ | PROT_WRITE, NULL,
-					    &region);
-			if (st != UCS_OK)
-				return -EIO;
-			ucs_rcache_region_put(rcache, region);
-		}
-		w->ops += BATCH;
-	} while (!stopped());
+	if (ucs_rcache_get(cache, addr, BUF_LEN, PROT_READ | PROT_WRITE, NULL,
+			   &region) != UCS_OK)
+		return -EIO;
+	ucs_rcache_region_put(cache, region);
 	return 0;
 }
 
-/* Returns false (and says why) if UCX could not be set up. */
-static bool bench_ucx_hits(void **bufs, struct hit_figures *f)
+static int loop_ucx(struct worker *w)
+{
+	return plan_loop(w, ucx_get_put);
+}
+
+static ucs_status_t ucx_create_status(size_t max_regions,
+				      struct noop_dev *dev, void **cache)
 {
 	ucs_rcache_params_t params = {
 		.region_struct_size = sizeof(struct ucx_region),
@@ -549,50 +898,351 @@ static bool bench_ucx_hits(void **bufs, struct hit_figures *f)
 		.ucm_events = UCM_EVENT_VM_UNMAPPED,
 		.ucm_event_priority = 1000,
 		.ops = &ucx_ops,
-		.context = NULL,
-		.flags = UCS_RCACHE_FLAG_NO_PFN_CHECK,
-		.max_regions = ULONG_MAX,
+		.context = dev,
+		/*
+		 * Not UCS_RCACHE_FLAG_NO_PFN_CHECK: in UCX 1.13 a miss with
+		 * that flag skips the LRU eviction too, and max_regions is
+		 * never enforced. Without it the PFN check is still off
+		 * unless UCX_RCACHE_CHECK_PFN says otherwise (ucx_side()
+		 * warns).
+		 */
+		.flags = 0,
+		.max_regions = max_regions ? max_regions : ULONG_MAX,
 		.max_size = SIZE_MAX,
 		.max_unreleased = SIZE_MAX,
 	};
 	ucs_rcache_t *rcache;
-	ucs_status_t st;
+	ucs_status_t st = ucs_rcache_create(&params, "bench", NULL, &rcache);
 
-	printf("\n3. UCX ucs_rcache hit (ucs_rcache_get + "
-	       "ucs_rcache_region_put, same device)\n");
-	st = ucs_rcache_create(&params, "bench", NULL, &rcache);
+	if (st == UCS_OK)
+		*cache = rcache;
+	return st;
+}
+
+static int ucx_create(const struct side *sd, size_t max_regions,
+		      struct noop_dev *dev, void **cache)
+{
+	(void)sd;
+	return ucx_create_status(max_regions, dev, cache) == UCS_OK ? 0 : -EIO;
+}
+
+static void ucx_destroy(void *cache)
+{
+	ucs_rcache_destroy(cache);
+}
+
+/* UCX's side, if a cache can be created; else says why not. */
+static bool ucx_side(struct side *sd)
+{
+	struct noop_dev dev = { 0 };
+	const char *pfn;
+	ucs_status_t st;
+	void *cache;
+
+	st = ucx_create_status(0, &dev, &cache);
 	if (st != UCS_OK) {
-		printf("  skipped: ucs_rcache_create: %s\n",
+		printf("  UCX: ucs_rcache_create: %s; uhmm only\n",
 		       ucs_status_string(st));
 		return false;
 	}
-	measure_hits(f, loop_ucx, rcache, bufs);
-	ucs_rcache_destroy(rcache);
-	print_hits("UCX", f);
+	ucs_rcache_destroy(cache);
+	pfn = getenv("UCX_RCACHE_CHECK_PFN");
+	if (pfn && strcmp(pfn, "0"))
+		printf("  UCX: UCX_RCACHE_CHECK_PFN=%s: its hits read page "
+		       "frame numbers too\n", pfn);
+	*sd = (struct side){
+		.name = "UCX", .loop = loop_ucx, .get_put = ucx_get_put,
+		.create = ucx_create, .destroy = ucx_destroy,
+	};
 	return true;
 }
 #else
-static bool bench_ucx_hits(void **bufs, struct hit_figures *f)
+static bool ucx_side(struct side *sd)
 {
-	(void)bufs;
-	(void)f;
-	printf("\n3. UCX ucs_rcache hit\n"
-	       "  skipped: built without libucs (libucx-dev not found)\n");
+	(void)sd;
+	printf("  UCX: not built (libucs not found): uhmm only\n");
 	return false;
 }
 #endif
 
-static void compare(const struct hit_figures *u, const struct hit_figures *x)
+/* ---- section 1: uhmm vs UCX ---- */
+
+static int targets_met, targets_all;
+
+static double figure(enum unit u, double rate)
 {
-	printf("\n   uhmm (RELAXED, section 1) vs UCX, same run\n");
-	bench_line("uhmm relaxed / UCX ns per hit, 1 thread", u->ns1 / x->ns1, "x",
-		   0.5, "0.5");
-	printf("%-46s %10.2f x\n", "uhmm / UCX aggregate, 2 threads own buffers",
-	       u->mops2 / x->mops2);
-	printf("%-46s %10.2f x\n", "UCX 2 threads own buffers / 1 thread",
-	       x->mops2 * x->ns1 / 1e3);
-	printf("%-46s %10.2f x\n", "uhmm / UCX aggregate, 2 threads one buffer",
-	       u->mops2_same / x->mops2_same);
+	return u == UNIT_NS ? 1e9 / rate : u == UNIT_US ? 1e6 / rate :
+	       rate / 1e6;
+}
+
+static bool lower_is_better(enum unit u)
+{
+	return u != UNIT_MOPS;
+}
+
+/* A figure, and a target for it: <= goal if le, else >= goal. */
+static void target(const char *label, double value, const char *unit,
+		   bool le, double goal)
+{
+	bool met = le ? value <= goal : value >= goal;
+
+	printf("    %-46s %10.2f %-8s target %s %-5g %s\n", label, value, unit,
+	       le ? "<=" : ">=", goal, met ? "met" : "missed");
+	targets_met += met;
+	targets_all++;
+}
+
+static void figure_line(const char *label, double value, const char *unit,
+			const char *note)
+{
+	printf("    %-46s %10.2f %-8s %s\n", label, value, unit, note);
+}
+
+/* A side's figure, with how it was measured. */
+static void print_side(const char *name, const struct workload *wl,
+		       const struct result *r)
+{
+	char note[128];
+
+	if (wl->all_runs)
+		snprintf(note, sizeof(note), "all %d runs, on its CPU %.0f%% "
+			 "(slept %.1f times per 1000 gets)", r->runs,
+			 100 * r->med.share, r->med.sleeps);
+	else
+		snprintf(note, sizeof(note), "%d of %d runs kept%s", r->kept,
+			 r->runs, r->kept ? "" : ": MACHINE BUSY, unreliable");
+	snprintf(note + strlen(note), sizeof(note) - strlen(note),
+		 ", %.2f%% missed", 100 * r->med.miss);
+	figure_line(name, figure(wl->unit, r->med.rate), unit_name[wl->unit],
+		    note);
+}
+
+/* 9's changer, on each side. */
+static void print_changer(const struct result *res, int nsides,
+			  const char *const *names)
+{
+	char label[80], note[64];
+
+	for (int s = 0; s < nsides; s++) {
+		snprintf(label, sizeof(label), "%s changer", names[s]);
+		snprintf(note, sizeof(note), "its gets missed: %.0f%%",
+			 100 * res[s].med.change_miss);
+		figure_line(label, res[s].med.change_rate / 1e3, "k/s", note);
+	}
+	if (nsides == NSIDES)
+		figure_line("changer, uhmm / UCX", res[0].med.change_rate /
+			    res[1].med.change_rate, "x", "(higher: faster)");
+}
+
+static void report(int i, const struct workload *wl,
+		   struct result res[][NSIDES], int nsides,
+		   const char *const *names)
+{
+	const struct workload *w = &wl[i];
+	const struct result *r = res[i];
+	bool le = lower_is_better(w->unit);
+	char label[80];
+
+	printf("\n %d. %s\n", i + 1, w->title);
+	for (int s = 0; s < nsides; s++)
+		print_side(names[s], w, &r[s]);
+	if (nsides < NSIDES)
+		printf("    UCX: not built\n");
+	if (w->change[0].n)
+		print_changer(r, nsides, names);
+	if (nsides == NSIDES)
+		target("uhmm / UCX", figure(w->unit, r[0].med.rate) /
+		       figure(w->unit, r[1].med.rate), "x", le, le ? 0.5 : 2);
+	if (w->goal)
+		target("uhmm", figure(w->unit, r[0].med.rate),
+		       unit_name[w->unit], le, w->goal);
+	if (w->base < 0)
+		return;
+	for (int s = 0; s < nsides; s++) {
+		double x = figure(w->unit, r[s].med.rate) /
+			   figure(w->unit, res[w->base][s].med.rate);
+
+		snprintf(label, sizeof(label), "%s %s", names[s], w->base_text);
+		if (s == 0)
+			target(label, x, "x", le, w->base_goal);
+		else
+			figure_line(label, x, "x", "");
+	}
+}
+
+/* Section 1; res[i][0] is uhmm's figure of workload i. */
+static void bench_compare(struct uhmm_mm *mm, const struct workload *wl,
+			  struct result res[][NSIDES])
+{
+	struct side sides[NSIDES] = { uhmm_side(mm, UHMM_RCACHE_RELAXED) };
+	const char *names[NSIDES] = { "uhmm" };
+	int nsides = 1;
+
+	printf("\n1. hit and miss workloads, uhmm (RELAXED) vs UCX, runs "
+	       "alternating (64 KiB buffers, no-op devices)\n");
+	if (ucx_side(&sides[1]))
+		names[nsides++] = "UCX";
+	for (int i = 0; i < NCOMPARED; i++) {
+		measure_workload(&wl[i], sides, nsides, res[i]);
+		report(i, wl, res, nsides, names);
+	}
+	printf("\n    targets met: %d of %d\n", targets_met, targets_all);
+}
+
+/* ---- section 2: strict mode ---- */
+
+/*
+ * The probe's system call alone: UFFDIO_COPY with a mode no kernel
+ * accepts on a userfaultfd of our own, which fails with EINVAL (EAGAIN if
+ * an event were in flight: never here). w->caches[0] points to the fd.
+ */
+static int loop_probe(struct worker *w)
+{
+	int fd = *(int *)w->caches[0];
+
+	do {
+		for (int i = 0; i < BATCH; i++) {
+			struct uffdio_copy copy = { .mode = 1ULL << 63 };
+
+			if (!ioctl(fd, UFFDIO_COPY, &copy))
+				return -EPROTO;
+			if (errno != EINVAL)
+				return -errno;
+		}
+		w->ops += BATCH;
+	} while (!stopped());
+	return 0;
+}
+
+/* The cheapest system call, for the cost of entering the kernel here. */
+static int loop_syscall(struct worker *w)
+{
+	do {
+		for (int i = 0; i < BATCH; i++)
+			bench_keep(syscall(SYS_getppid));
+		w->ops += BATCH;
+	} while (!stopped());
+	return 0;
+}
+
+/* A userfaultfd of the bench's own, past UFFDIO_API; -1 if refused. */
+static int probe_fd(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Whether this kernel lets a cache be strict (its self-test). */
+static bool strict_allowed(const struct side *sd)
+{
+	struct noop_dev dev = { 0 };
+	void *cache;
+	int ret = sd->create(sd, 0, &dev, &cache);
+
+	if (ret == -EOPNOTSUPP)
+		return false;
+	check(ret, "uhmm_rcache_create (strict)");
+	sd->destroy(cache);
+	return true;
+}
+
+static void print_strict_hits(const struct result *hot,
+			      const struct result *hot2,
+			      const struct result *shared)
+{
+	bench_line("strict hit, 1 thread", 1e9 / hot->med.rate, "ns/op", -1,
+		   NULL);
+	bench_line("strict 1 thread", hot->med.rate / 1e6, "M ops/s", -1,
+		   NULL);
+	bench_line("strict 2 threads, own buffers", hot2->med.rate / 1e6,
+		   "M ops/s", -1, NULL);
+	bench_line("strict 2 threads, one buffer (ref.)",
+		   shared->med.rate / 1e6, "M ops/s", -1, NULL);
+	printf("  (runs with the CPUs to themselves: %d, %d, %d of %d%s)\n",
+	       hot->kept, hot2->kept, shared->kept, BENCH_RUNS,
+	       hot->kept && hot2->kept && shared->kept ? "" :
+	       "; MACHINE BUSY, figures unreliable");
+	printf("  (timed gets that missed: %.2f%%, %.2f%%, %.2f%%)\n",
+	       100 * hot->med.miss, 100 * hot2->med.miss,
+	       100 * shared->med.miss);
+}
+
+/*
+ * Section 2. relaxed_hot and relaxed_hot2: section 1's uhmm figures of
+ * workloads 1 and 2.
+ */
+static void bench_strict(struct uhmm_mm *mm, const struct workload *wl,
+			 const struct result *relaxed_hot,
+			 const struct result *relaxed_hot2)
+{
+	struct side strict = uhmm_side(mm, UHMM_RCACHE_STRICT);
+	struct result hot, hot2, shared;
+	double r1, s1, s2, r2, p1 = -1, p2 = -1, sys1;
+	int kept[3], fd;
+
+	printf("\n2. strict mode (UHMM_RCACHE_STRICT): 1's workloads 1 and 2, "
+	       "each get probing first\n");
+	if (!strict_allowed(&strict)) {
+		printf("  skipped: strict mode refused (-EOPNOTSUPP: the kernel "
+		       "failed its self-test)\n");
+		return;
+	}
+	measure_workload(&wl[W_HOT], &strict, 1, &hot);
+	measure_workload(&wl[W_HOT2], &strict, 1, &hot2);
+	measure_workload(&wl[W_SHARED], &strict, 1, &shared);
+	fd = probe_fd();
+	if (fd >= 0) {
+		p1 = 1e9 / run_threads(loop_probe, &fd, 1, &kept[0]);
+		p2 = 2e9 / run_threads(loop_probe, &fd, 2, &kept[1]);
+		close(fd);
+	}
+	sys1 = 1e9 / run_threads(loop_syscall, NULL, 1, &kept[2]);
+	print_strict_hits(&hot, &hot2, &shared);
+
+	/* ns per get+put of each thread, with 2 threads on their own buffers */
+	r1 = 1e9 / relaxed_hot->med.rate;
+	s1 = 1e9 / hot.med.rate;
+	r2 = 2e9 / relaxed_hot2->med.rate;
+	s2 = 2e9 / hot2.med.rate;
+	printf("\n   strict vs relaxed (section 1), same run: ns per get+put "
+	       "(per thread)\n");
+	bench_line("relaxed, 1 thread", r1, "ns/op", -1, NULL);
+	bench_line("strict, 1 thread", s1, "ns/op", -1, NULL);
+	printf("%-46s %10.2f x\n", "strict / relaxed, 1 thread", s1 / r1);
+	bench_line("relaxed, 2 threads own buffers", r2, "ns/op", -1, NULL);
+	bench_line("strict, 2 threads own buffers", s2, "ns/op", -1, NULL);
+	printf("%-46s %10.2f x\n", "strict / relaxed, 2 threads", s2 / r2);
+	printf("%-46s %10.2f x\n", "relaxed 2 threads / 1 thread (throughput)",
+	       2 * r1 / r2);
+	printf("%-46s %10.2f x\n", "strict 2 threads / 1 thread (throughput)",
+	       2 * s1 / s2);
+	if (p1 > 0) {
+		printf("  reference, the probe's ioctl alone (own userfaultfd; "
+		       "runs kept %d, %d of %d):\n", kept[0], kept[1],
+		       BENCH_RUNS);
+		bench_line("  probe ioctl, 1 thread", p1, "ns/call", -1, NULL);
+		bench_line("  probe ioctl, 2 threads (per thread)", p2,
+			   "ns/call", -1, NULL);
+		printf("%-46s %10.2f x\n", "  probe 2 threads / 1 thread "
+		       "(throughput)", 2 * p1 / p2);
+		bench_line("  strict - relaxed - probe, 1 thread",
+			   s1 - r1 - p1, "ns/op", -1, NULL);
+	} else {
+		printf("  (no userfaultfd of our own: probe reference "
+		       "skipped)\n");
+	}
+	bench_line("  getppid() syscall, 1 thread (kernel entry)", sys1,
+		   "ns/call", -1, NULL);
+	printf("\n   targets, strict mode\n");
+	bench_line("Strict-mode get+put, 1 thread", s1, "ns/op", 400, "400");
+	line_ge("strict 2 threads / one thread (throughput)", 2 * s1 / s2,
+		"x", 1.5, "1.5");
 }
 
 /* ---- io_uring, O_DIRECT ---- */
@@ -836,7 +1486,7 @@ static void bench_io(struct uhmm_mm *mm)
 	struct uhmm_rcache_stats st;
 	int dfd, bfd, ret;
 
-	printf("\n4. io_uring reads, random offsets, queue depth 1 "
+	printf("\n3. io_uring reads, random offsets, queue depth 1 "
 	       "(us per I/O; the cache RELAXED)\n");
 	ret = io_uring_queue_init(8, &s.ring, 0);
 	if (ret < 0) {
@@ -892,30 +1542,33 @@ out:
 		munmap(s.buf, IO_MAX);
 }
 
+/* The workloads, and the plans they point to, live to the end. */
+static struct workload workloads[NWORKLOADS];
+
 int main(void)
 {
-	struct hit_figures u, x;
-	void *bufs[MAX_THREADS];
+	struct result res[NCOMPARED][NSIDES];
 	struct uhmm_mm *mm;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("uhmm registration-cache benchmark: median of %d runs, "
-	       "%d ms each for hits; %ld CPUs\n", BENCH_RUNS, RUN_MS,
-	       sysconf(_SC_NPROCESSORS_ONLN));
+	       "%d ms each in sections 1 and 2; %ld CPUs\n", BENCH_RUNS,
+	       RUN_MS, sysconf(_SC_NPROCESSORS_ONLN));
 	/* Relaxed: each cache says its own mode (see the top comment). */
 	check(uhmm_mm_open(&mm, UHMM_MM_RELAXED), "uhmm_mm_open");
-	for (int i = 0; i < MAX_THREADS; i++)
-		bufs[i] = map_buf(HIT_LEN);
+	/* One mapping for every buffer; no cache touches the pages. */
+	pool = mmap(NULL, NBUFS * BUF_LEN, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (pool == MAP_FAILED)
+		die(-errno, "mmap");
+	setup_workloads(workloads);
 
-	bench_uhmm_hits(mm, bufs, &u);
-	bench_strict(mm, bufs, &u);
-	if (bench_ucx_hits(bufs, &x))
-		compare(&u, &x);
+	bench_compare(mm, workloads, res);
+	bench_strict(mm, workloads, &res[W_HOT][0], &res[W_HOT2][0]);
 	bench_io(mm);
 
 	/* Unmap while the monitored mm is open: its reader reads the events. */
-	for (int i = 0; i < MAX_THREADS; i++)
-		munmap(bufs[i], HIT_LEN);
+	munmap(pool, NBUFS * BUF_LEN);
 	check(uhmm_mm_close(mm), "uhmm_mm_close");
 	return 0;
 }

@@ -703,22 +703,30 @@ UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
  * Policy: a get reuses a valid region that covers the whole request with
  * at least the requested access; otherwise it registers the request's
  * pages as a new region (no merging: overlapping regions may coexist).
+ * A get that misses while another thread's miss is registering pages that
+ * will serve it waits for that registration instead of registering the
+ * same pages again. (Two misses whose ranges only overlap each register;
+ * if the later one's request turns out covered by the other's region at
+ * its commit, it takes that region and deregisters its own.)
  * An invalidated region stays registered for those who hold it; after the
  * last put the cache's worker thread deregisters it - never the event
  * dispatcher, so a device may block in dereg.
  *
  * Limits: a region counts against max_regions and max_bytes from its
- * registration to its deregistration, valid or invalidated. A miss that
- * would exceed a limit makes room itself, one dereg at a time: first
- * invalidated regions no one holds (it does not wait for the worker),
- * then idle valid regions, least recently used first (approximately: uses
- * between two misses tie). Held regions, valid or invalidated, stay
- * registered until their last put, and a miss does not wait for a put
- * (the caller may hold regions itself). When every region is held (as the
- * miss finds them: hits take no lock), the miss registers anyway and the
- * cache grows past its limits rather than fail. So only held regions ever
- * take the device past max_regions: invalidated regions waiting to be
- * deregistered never do, however fast invalidations come.
+ * reservation (before ops->reg) to the return of its ops->dereg, valid or
+ * invalidated. A miss that would exceed a limit makes room itself and
+ * deregisters what it chose before it registers: first invalidated
+ * regions no one holds (it does not wait for the worker), then idle valid
+ * regions, chosen by a CLOCK hand in O(1) amortised (a region hit since
+ * the hand last passed is spared once). If nothing else can go while
+ * other threads are deregistering, it waits for their deregs. Held
+ * regions, valid or invalidated, stay registered until their last put,
+ * and a miss does not wait for a put (the caller may hold regions
+ * itself). When every region is held (as the miss finds them: hits take
+ * no lock), the miss registers anyway and the cache grows past its limits
+ * rather than fail. So only held regions (and regions other misses are
+ * registering) ever take the device past max_regions: invalidated regions
+ * waiting to be deregistered never do, however fast invalidations come.
  */
 
 /* Access a device needs. */
@@ -740,16 +748,18 @@ struct uhmm_rcache_ops {
 	 * Register [addr, addr + len) with the device for access, pinning
 	 * its pages until dereg (see "Devices" above); store the device's
 	 * handle. May sleep. 0 or a negative errno, which get returns to its
-	 * caller.
+	 * caller. Called by the thread whose get missed, under no lock of
+	 * the cache: regs and deregs of several threads may run at once on
+	 * one device (a device that cannot take that serialises them with a
+	 * lock of its own), while hits and other misses go on.
 	 */
 	int (*reg)(void *dev, void *addr, size_t len, unsigned int access,
 		   uint64_t *handle);
 	/*
 	 * Undo reg. May sleep. Called by the cache's worker thread, by a get
 	 * that makes room (an invalidated region no one holds, or an
-	 * eviction) or by destroy; never from an invalidate callback. Every
-	 * reg and dereg of one cache runs under the cache's lock, one at a
-	 * time: the misses of all threads wait meanwhile (hits do not).
+	 * eviction) or by destroy, under no lock of the cache (as reg);
+	 * never from an invalidate callback.
 	 */
 	void (*dereg)(void *dev, uint64_t handle);
 };
@@ -778,8 +788,9 @@ struct uhmm_rcache_stats {
 	unsigned long invalidations;	/* regions invalidated by a change */
 	unsigned long evictions;	/* idle regions evicted for the limits */
 	unsigned long deregistrations;	/* ops->dereg calls */
-	unsigned long regions;		/* registered now */
-	unsigned long bytes_registered;	/* registered now */
+	unsigned long regions;		/* registered now, or being
+					 * registered or deregistered */
+	unsigned long bytes_registered;	/* the same, in bytes */
 };
 
 /*
@@ -806,7 +817,10 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  * uhmm_rcache_get - a region registered with the device that covers
  * [addr, addr + len) with at least access, holding a reference: the
  * registration stays valid for the caller until uhmm_rcache_put(), even
- * if the memory changes meanwhile. A hit takes no lock shared by threads.
+ * if the memory changes meanwhile. A hit takes no lock, for any number of
+ * regions and caches: it finds the region in a hash of region starts (or,
+ * for a request from inside a region, in the interval tree) read without
+ * a lock, and counts its hold on a per-CPU line.
  * On a monitored mm, a get first waits for the dispatch of the events
  * already read (as uhmm_interval_read_begin() does): a change that
  * returned in any thread before the get is never missed. In strict mode
@@ -823,9 +837,9 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  *   -EINVAL      rc, addr or regionp is NULL, len is 0 or wraps, access
  *                is 0 or has unknown bits
  *   -ENOMEM      out of memory
- *   -EDEADLK     from an invalidate callback (of any mm), a get that
- *                this thread's recently used regions do not serve: the
- *                slow path may remove notifiers, which a callback cannot
+ *   -EDEADLK     from an invalidate callback (of any mm), a get that is
+ *                not a hit: a miss may remove notifiers, which a callback
+ *                cannot
  *   -EFAULT      the range has a hole that ops->reg registered anyway, 16
  *                times in a row, each time with a new mapping appearing
  *                in it (a device that does not pin what it registers)
@@ -850,8 +864,9 @@ UHMM_API int uhmm_rcache_get_many(struct uhmm_rcache *rc, size_t n,
 				  unsigned int access,
 				  struct uhmm_region **regions);
 
-/* uhmm_rcache_put - drop the reference a get took. Never blocks.
- * Returns 0, or -EINVAL (rc or region is NULL, or region is not held). */
+/* uhmm_rcache_put - drop the reference a get took, from any thread. Never
+ * blocks. Returns 0, or -EINVAL (rc or region is NULL, or region is not
+ * held). */
 UHMM_API int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region);
 
 /* uhmm_rcache_stats - counters; returns 0 or -EINVAL. */

@@ -109,22 +109,30 @@
 
 struct region;
 
-/* A region's holders on one shard, and what get hands them. */
+/*
+ * A region's holders on one shard, what get hands them, and copies of
+ * what a hit checks: a hit reads and writes this line only.
+ */
 struct hold {
 	int count;			/* atomic: holders */
+	unsigned char valid;		/* atomic: copy of the region's */
+	unsigned char referenced;	/* atomic: hit since the hand passed */
+	unsigned int incarnation;	/* atomic: copy of the region's */
+	unsigned int shard;		/* this hold's, to find the region */
 	unsigned long hits;		/* relaxed: gets served */
-	struct region *r;
-	struct uhmm_region pub;		/* [incarnation] get returns this */
+	struct uhmm_rcache *rc;		/* for put's check */
+	struct uhmm_region pub;		/* atomic: [incarnation] get returns
+					 * this; the range hits check */
 } __attribute__((aligned(CACHELINE)));
+
+_Static_assert(sizeof(struct hold) == CACHELINE, "a hold is one line");
 
 struct region {
 	/* Read by every hit; written when the region changes state. */
 	unsigned long start, end;	/* atomic: [incarnation] */
 	unsigned int access;		/* atomic: [incarnation] */
 	int valid;			/* atomic: may be handed out */
-	unsigned long incarnation;	/* atomic: bumped on retirement */
-	int referenced;			/* atomic: hit since the hand passed */
-	struct hold *holds;		/* shard s: holds[s * SLAB_REGIONS] */
+	unsigned int incarnation;	/* atomic: bumped on retirement */
 	struct region *hnext;		/* [rc->lock] hash chain; lockless */
 
 	int dereg_claimed;		/* atomic: one caller retires it */
@@ -138,12 +146,14 @@ struct region {
 					 * or pending */
 } __attribute__((aligned(CACHELINE)));
 
-/* Regions, then their holds: shard s's row is its own lines. */
+/*
+ * SLAB_REGIONS regions, each followed by its holds, one line per shard
+ * (rc->region_size apart): a hit finds its hold by arithmetic on the
+ * region's address, so it loads the region and the hold at once.
+ */
 struct slab {
 	struct slab *next;
-	struct region regions[SLAB_REGIONS];
-	struct hold holds[];		/* [shard * SLAB_REGIONS + i] */
-};
+} __attribute__((aligned(CACHELINE)));
 
 struct uhmm_rcache {
 	/* Read-mostly. */
@@ -155,6 +165,7 @@ struct uhmm_rcache {
 	unsigned long page_mask;
 	unsigned int page_shift;
 	unsigned int nshards;		/* a power of two */
+	size_t region_size;		/* a region and its holds */
 	unsigned int hash_bits;
 	struct region **buckets;	/* [lock] heads; read lockless */
 
@@ -188,9 +199,20 @@ struct uhmm_rcache {
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
+static struct region *slab_region(const struct uhmm_rcache *rc,
+				  struct slab *s, int i)
+{
+	return (struct region *)((char *)(s + 1) + i * rc->region_size);
+}
+
 static struct hold *hold_of(const struct region *r, unsigned int shard)
 {
-	return &r->holds[shard * SLAB_REGIONS];
+	return (struct hold *)(r + 1) + shard;
+}
+
+static struct region *region_of_hold(const struct hold *h)
+{
+	return (struct region *)(h - h->shard) - 1;
 }
 
 static unsigned int this_shard(const struct uhmm_rcache *rc)
@@ -238,7 +260,7 @@ static bool claim(struct region *r)
 static void queue_dead(struct region *r)
 {
 	struct uhmm_rcache *rc = r->rc;
-	unsigned long inc = __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST);
+	unsigned int inc = __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST);
 	bool queued = false;
 
 	if (__atomic_load_n(&r->dereg_claimed, __ATOMIC_SEQ_CST) ||
@@ -274,14 +296,30 @@ static struct region *dequeue_dead_locked(struct uhmm_rcache *rc)
 static void hold_drop(struct hold *h)
 {
 	__atomic_sub_fetch(&h->count, 1, __ATOMIC_SEQ_CST);
-	if (!__atomic_load_n(&h->r->valid, __ATOMIC_SEQ_CST))
-		queue_dead(h->r);
+	if (!__atomic_load_n(&h->valid, __ATOMIC_SEQ_CST))
+		queue_dead(region_of_hold(h));
 }
 
-/* Mark r dead; false if it was already. */
+/*
+ * Mark r dead; false if it was already. The region's 'valid' says who
+ * killed it; the copies, cleared after it and set after it at the
+ * commit, are what hits check: each shard is its own Dekker pair (its
+ * copy, its count), and idle() reads every count after every copy went.
+ */
 static bool mark_dead(struct region *r)
 {
-	return __atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST);
+	if (!__atomic_exchange_n(&r->valid, 0, __ATOMIC_SEQ_CST))
+		return false;
+	for (unsigned int s = 0; s < r->rc->nshards; s++)
+		__atomic_store_n(&hold_of(r, s)->valid, 0, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+static void mark_valid(struct region *r)
+{
+	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
+	for (unsigned int s = 0; s < r->rc->nshards; s++)
+		__atomic_store_n(&hold_of(r, s)->valid, 1, __ATOMIC_SEQ_CST);
 }
 
 static bool region_invalidate(struct uhmm_interval_notifier *sub,
@@ -333,21 +371,22 @@ static struct region *region_alloc_locked(struct uhmm_rcache *rc)
 
 	uhmm_lock_assert_held(&rc->lock);
 	if (!r) {
-		size_t holds = (size_t)rc->nshards * SLAB_REGIONS;
-		struct slab *s = uhmm_aligned_alloc(
-			CACHELINE, sizeof(*s) + holds * sizeof(struct hold));
+		size_t size = sizeof(struct slab) +
+			      SLAB_REGIONS * rc->region_size;
+		struct slab *s = uhmm_aligned_alloc(CACHELINE, size);
 
 		if (!s)
 			return NULL;
-		memset(s, 0, sizeof(*s) + holds * sizeof(struct hold));
+		memset(s, 0, size);
 		s->next = rc->slabs;
 		rc->slabs = s;
 		for (int i = SLAB_REGIONS - 1; i >= 0; i--) {
-			r = &s->regions[i];
+			r = slab_region(rc, s, i);
 			r->rc = rc;
-			r->holds = &s->holds[i];
-			for (unsigned int sh = 0; sh < rc->nshards; sh++)
-				hold_of(r, sh)->r = r;
+			for (unsigned int sh = 0; sh < rc->nshards; sh++) {
+				hold_of(r, sh)->shard = sh;
+				hold_of(r, sh)->rc = rc;
+			}
 			r->dereg_claimed = 1;	/* not live: no one claims */
 			uhmm_mutex_init(&r->lock);
 			r->next = rc->free;
@@ -372,9 +411,13 @@ static void region_free_locked(struct uhmm_rcache *rc, struct region *r)
 	uhmm_mutex_lock(&rc->dead_lock);
 	__atomic_fetch_add(&r->incarnation, 1, __ATOMIC_SEQ_CST);
 	uhmm_mutex_unlock(&rc->dead_lock);
-	for (unsigned int s = 0; s < rc->nshards; s++)
-		rc->retired_hits += __atomic_exchange_n(&hold_of(r, s)->hits, 0,
+	for (unsigned int s = 0; s < rc->nshards; s++) {
+		struct hold *h = hold_of(r, s);
+
+		__atomic_fetch_add(&h->incarnation, 1, __ATOMIC_SEQ_CST);
+		rc->retired_hits += __atomic_exchange_n(&h->hits, 0,
 							__ATOMIC_RELAXED);
+	}
 	r->next = rc->free;
 	rc->free = r;
 }
@@ -452,27 +495,35 @@ static bool covers(unsigned long start, unsigned long end, unsigned int acc,
 	return rstart <= start && end <= rend && (racc & acc) == acc;
 }
 
+static bool hold_covers(const struct hold *h, unsigned long start,
+			unsigned long end, unsigned int access)
+{
+	unsigned long addr = (unsigned long)LOAD(h->pub.addr);
+
+	return covers(start, end, access, addr, addr + LOAD(h->pub.len),
+		      LOAD(h->pub.access));
+}
+
 /*
  * Hold r on shard if it is valid and covers the request; its hold, or
  * NULL. r may be anything a lockless reader found (the index's comment):
  * what it reads before the hold is a hint, what it reads after it, in
- * the incarnation it saw on both sides of 'valid', is the region's.
+ * the incarnation it saw on both sides of 'valid', is the region's. All
+ * of it on the hold's line.
  */
 static struct hold *try_hold(struct region *r, unsigned long start,
 			     unsigned long end, unsigned int access,
 			     unsigned int shard)
 {
-	unsigned long inc = __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST);
 	struct hold *h = hold_of(r, shard);
+	unsigned int inc = __atomic_load_n(&h->incarnation, __ATOMIC_SEQ_CST);
 
-	if (!covers(start, end, access, LOAD(r->start), LOAD(r->end),
-		    LOAD(r->access)))
+	if (!hold_covers(h, start, end, access))
 		return NULL;
 	__atomic_fetch_add(&h->count, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST) &&
-	    __atomic_load_n(&r->incarnation, __ATOMIC_SEQ_CST) == inc &&
-	    covers(start, end, access, LOAD(r->start), LOAD(r->end),
-		   LOAD(r->access)))
+	if (__atomic_load_n(&h->valid, __ATOMIC_SEQ_CST) &&
+	    __atomic_load_n(&h->incarnation, __ATOMIC_SEQ_CST) == inc &&
+	    hold_covers(h, start, end, access))
 		return h;
 	hold_drop(h);
 	return NULL;
@@ -486,8 +537,8 @@ static struct hold *try_hold(struct region *r, unsigned long start,
 static void hit(struct hold *h)
 {
 	STORE(h->hits, LOAD(h->hits) + 1);
-	if (!LOAD(h->r->referenced))
-		STORE(h->r->referenced, 1);
+	if (!LOAD(h->referenced))
+		STORE(h->referenced, 1);
 }
 
 struct lookup {
@@ -513,7 +564,9 @@ static struct hold *lookup_lockless(struct uhmm_rcache *rc,
 	struct region *r = __atomic_load_n(bucket(rc, page), __ATOMIC_ACQUIRE);
 
 	for (int steps = 0; r && steps < CHAIN_STEPS; steps++) {
-		if (LOAD(r->start) == page) {
+		struct hold *h = hold_of(r, l->shard);
+
+		if ((unsigned long)LOAD(h->pub.addr) == page) {
 			l->found = try_hold(r, l->start, l->end, l->access,
 					    l->shard);
 			if (l->found)
@@ -613,6 +666,22 @@ static void *worker_main(void *arg)
 
 /* ---- misses ---- */
 
+/* Was r hit since the hand last passed? And clear it. */
+static bool referenced_clear(struct region *r)
+{
+	bool was = false;
+
+	for (unsigned int s = 0; s < r->rc->nshards; s++) {
+		struct hold *h = hold_of(r, s);
+
+		if (LOAD(h->referenced)) {
+			STORE(h->referenced, 0);
+			was = true;
+		}
+	}
+	return was;
+}
+
 /*
  * Under rc->lock: the CLOCK hand's next victim, a region no one holds:
  * dead (it can never be hit again: its invalidation or last put is
@@ -635,10 +704,8 @@ static struct region *clock_victim_locked(struct uhmm_rcache *rc)
 			continue;
 		if (!__atomic_load_n(&r->valid, __ATOMIC_RELAXED))
 			return r;
-		if (LOAD(r->referenced)) {
-			STORE(r->referenced, 0);
+		if (referenced_clear(r))
 			continue;
-		}
 		return r;
 	}
 	return NULL;
@@ -796,18 +863,18 @@ static int region_register(struct uhmm_rcache *rc, struct region *r,
 	}
 	r->handle = handle;
 	for (unsigned int s = 0; s < rc->nshards; s++) {
-		struct uhmm_region *pub = &hold_of(r, s)->pub;
+		struct hold *h = hold_of(r, s);
 
-		pub->addr = (void *)start;
-		pub->len = end - start;
-		pub->access = access;
-		pub->handle = handle;
+		STORE(h->pub.addr, (void *)start);
+		STORE(h->pub.len, end - start);
+		STORE(h->pub.access, access);
+		STORE(h->pub.handle, handle);
+		STORE(h->referenced, 0);	/* a second chance is earned */
 	}
-	STORE(r->referenced, 0);	/* a second chance is earned */
 	/* Add, not store: a reader that found the previous incarnation may
 	 * be between its increment and its decrement. */
 	__atomic_add_fetch(&hold_of(r, shard)->count, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
+	mark_valid(r);
 	uhmm_mutex_unlock(&r->lock);
 	return 0;
 }
@@ -988,7 +1055,7 @@ int uhmm_rcache_put(struct uhmm_rcache *rc, struct uhmm_region *region)
 		return -EINVAL;
 	h = hold_of_pub(region);
 	/* Exact: the count is this shard's, where the get raised it. */
-	if (h->r->rc != rc || __atomic_load_n(&h->count, __ATOMIC_RELAXED) <= 0)
+	if (h->rc != rc || __atomic_load_n(&h->count, __ATOMIC_RELAXED) <= 0)
 		return -EINVAL;
 	hold_drop(h);
 	return 0;
@@ -1044,6 +1111,8 @@ int uhmm_rcache_create(struct uhmm_rcache **rcp, struct uhmm_mm *mm,
 	rc->page_shift = log2_ceil(page);
 	rc->nshards = 1U << log2_ceil(cpus < 1 ? 1 : cpus > MAX_SHARDS
 						       ? MAX_SHARDS : cpus);
+	rc->region_size = sizeof(struct region) +
+			  rc->nshards * sizeof(struct hold);
 	/* Two buckets a region at the limit: chains of one or two. */
 	buckets = rc->max_regions > MAX_BUCKETS / 2 ? MAX_BUCKETS
 						    : 2 * rc->max_regions;
@@ -1129,7 +1198,7 @@ int uhmm_rcache_destroy(struct uhmm_rcache *rc)
 	while ((s = rc->slabs)) {
 		rc->slabs = s->next;
 		for (int i = 0; i < SLAB_REGIONS; i++)
-			uhmm_mutex_destroy(&s->regions[i].lock);
+			uhmm_mutex_destroy(&slab_region(rc, s, i)->lock);
 		free(s);
 	}
 	pthread_cond_destroy(&rc->dead_cond);
