@@ -40,17 +40,20 @@
  * and incarnation I again, is I's, valid - and stays I's while held. A
  * reader that a writer led astray misses, and takes the locked path.
  *
- * Holders. A region keeps one count per shard (CPU number modulo
- * nshards), each with its own copy of what get returns (the pub copy
- * names the shard, so a put from any CPU or thread lowers the count the
- * get raised): a hit writes only its shard's line, and two CPUs hitting
- * the same regions do not pass lines back and forth. A hit raises its
- * count and then checks that 'valid' is still 1; a kill clears 'valid'
- * and then reads every count. All sequentially consistent, so at least
- * one sees the other (the Dekker pattern): either the hit fails, or the
- * kill sees the holder. Counts are never negative, and after a kill none
- * goes up for good, so counts read one after another at different times
- * that are all 0 mean no holder is left.
+ * Holders. A region is followed by one hold per shard (CPU number modulo
+ * nshards), each on its own line: a holder count, copies of the region's
+ * validity, incarnation and range, and the struct uhmm_region that get
+ * returns (which so names the shard: a put from any CPU or thread lowers
+ * the count the get raised). A hit reads and writes its shard's line and
+ * no other, and two CPUs hitting the same regions do not pass lines back
+ * and forth. A hit raises its count and then checks that its copy of
+ * 'valid' is still 1; a kill clears the region's 'valid' (which decides
+ * who killed it), then every copy, then reads every count. All
+ * sequentially consistent, so on each shard at least one sees the other
+ * (the Dekker pattern): either the hit fails, or the kill sees the
+ * holder. Counts are never negative, and after a kill none goes up for
+ * good, so counts read one after another that are all 0 mean no holder
+ * is left.
  *
  * Limits. nregions and nbytes count every registration the device has or
  * is about to have: regions in the index, being registered (a miss

@@ -125,15 +125,27 @@ static struct uhmm_itree_node *rebalance(struct uhmm_itree *tree,
 }
 
 /*
- * Walk from n to the root. Even where the height stops changing the
- * subtree_last of the ancestors may still change, so go all the way: the
- * path is O(log n) long.
+ * Walk from n towards the root, rebalancing and refreshing. A node's
+ * height and subtree_last depend only on its children's and its own
+ * last, so once a node keeps its place and both its values, nothing
+ * above it changes: stop there - but not below stale, a node whose
+ * values are not its own yet (remove()'s successor, moved up with the
+ * removed node's values), which the walk must reach first.
  */
-static void fixup(struct uhmm_itree *tree, struct uhmm_itree_node *n)
+static void fixup(struct uhmm_itree *tree, struct uhmm_itree_node *n,
+		  const struct uhmm_itree_node *stale)
 {
 	while (n) {
-		n = rebalance(tree, n);
-		n = n->parent;
+		int height = n->height;
+		unsigned long last = n->subtree_last;
+		struct uhmm_itree_node *top = rebalance(tree, n);
+
+		if (n == stale)
+			stale = NULL;
+		if (!stale && top == n && n->height == height &&
+		    n->subtree_last == last)
+			return;
+		n = top->parent;
 	}
 }
 
@@ -156,12 +168,12 @@ void uhmm_itree_insert(struct uhmm_itree *tree, struct uhmm_itree_node *node)
 	STORE(node->subtree_last, node->last);
 	/* Last: a lockless reader finds it complete. */
 	__atomic_store_n(link, node, __ATOMIC_RELEASE);
-	fixup(tree, parent);
+	fixup(tree, parent, NULL);
 }
 
 void uhmm_itree_remove(struct uhmm_itree *tree, struct uhmm_itree_node *node)
 {
-	struct uhmm_itree_node *parent = node->parent, *from;
+	struct uhmm_itree_node *parent = node->parent, *from, *stale = NULL;
 
 	if (!node->left || !node->right) {
 		struct uhmm_itree_node *child = node->left ? node->left :
@@ -196,12 +208,17 @@ void uhmm_itree_remove(struct uhmm_itree *tree, struct uhmm_itree_node *node)
 		STORE(s->left->parent, s);
 		STORE(s->parent, parent);
 		replace_child(tree, parent, node, s);
+		/* What the ancestors were computed from, until the walk
+		 * reaches s and refreshes it. */
+		s->height = node->height;
+		STORE(s->subtree_last, node->subtree_last);
+		stale = s;
 	}
 	/* Catch a use after remove early rather than corrupt the tree. */
 	STORE(node->parent, NULL);
 	STORE(node->left, NULL);
 	STORE(node->right, NULL);
-	fixup(tree, from);
+	fixup(tree, from, stale);
 }
 
 /*

@@ -103,6 +103,9 @@ struct uffd_source {
 	 */
 	struct uhmm_known_vma {
 		unsigned long start, end;
+		/* The subscription on whose behalf it was registered: its
+		 * hull covers it. */
+		const struct uhmm_interval_notifier *owner;
 	} known[UHMM_KNOWN_VMAS];
 	unsigned int known_next;	/* [arm_lock] the slot to reuse next */
 

@@ -91,9 +91,13 @@ static bool armed_overlap_locked(struct uffd_source *src, unsigned long start,
  * anonymous mappings it registered whole: arming or checking a range
  * inside one is a lookup.
  *
- * Only arming and checking use it. Disarming still looks the mappings up:
- * a known mapping may since have been split (mprotect sends no event),
- * and a piece no subscription overlaps any more is unregistered.
+ * Each entry names its owner, the subscription it was registered for,
+ * whose hull covers it: while the owner is armed, every piece of the
+ * mapping (it may have been split since: mprotect sends no event) stays
+ * registered, so disarming another subscription there makes no system
+ * call either. The owner's own disarm forgets the entry and looks the
+ * mappings up, so a piece no subscription overlaps any more is
+ * unregistered.
  *
  * A private anonymous mapping stops being registered only by going away,
  * and that sends an event: munmap, mremap, mmap(MAP_FIXED) over it and
@@ -107,10 +111,11 @@ static bool armed_overlap_locked(struct uffd_source *src, unsigned long start,
  * rearm_after_event() registers: a caller that reads the collision
  * sequence around its check (the rcache's driver loop) sees it.
  *
- * An entry is added only when a second lookup after the registration
- * finds the same bounds: a mapping that changed in between (a munmap
- * before the registration sends no event to this userfaultfd) is looked
- * up again the next time. The table is a hint: a lookup that misses
+ * An entry is added only for a mapping wider than the range armed (where
+ * other subscriptions may come), and only when a second lookup after the
+ * registration finds the same bounds: a mapping that changed in between
+ * (a munmap before the registration sends no event to this userfaultfd)
+ * is looked up again the next time. The table is a hint: a lookup that misses
  * falls back to the system calls, and a full table forgets its oldest.
  */
 static int known_find_locked(struct uffd_source *src, unsigned long addr)
@@ -132,7 +137,8 @@ static void known_forget_locked(struct uffd_source *src, unsigned long start,
 }
 
 static void known_add_locked(struct uffd_source *src,
-			     const struct uhmm_vma *vma)
+			     const struct uhmm_vma *vma,
+			     const struct uhmm_interval_notifier *owner)
 {
 	struct uhmm_known_vma *k;
 
@@ -141,6 +147,16 @@ static void known_add_locked(struct uffd_source *src,
 	k = &src->known[src->known_next++ % UHMM_KNOWN_VMAS];
 	k->start = vma->start;
 	k->end = vma->end;
+	k->owner = owner;
+}
+
+static void known_forget_owner_locked(struct uffd_source *src,
+				      const struct uhmm_interval_notifier *sub)
+{
+	uhmm_lock_assert_held(&src->arm_lock);
+	for (int i = 0; i < UHMM_KNOWN_VMAS; i++)
+		if (src->known[i].end && src->known[i].owner == sub)
+			src->known[i].start = src->known[i].end = 0;
 }
 
 /* Is [start, end) inside one known mapping? */
@@ -231,9 +247,14 @@ static int arm_vmas_locked(struct uffd_source *src,
 		}
 		if (ret)
 			return ret;
-		if (!vma.file && !vma.shared && !uhmm_prim_vma_find(addr, &again) &&
+		/* Remembered only if wider than the range: another
+		 * subscription may arm inside it next, and the lookup that
+		 * proves it costs a third system call. */
+		if (!vma.file && !vma.shared &&
+		    (vma.start < start || vma.end > end) &&
+		    !uhmm_prim_vma_find(addr, &again) &&
 		    again.start == vma.start && again.end == vma.end)
-			known_add_locked(src, &vma);
+			known_add_locked(src, &vma, sub);
 		addr = vma.end;
 	}
 	return 0;
@@ -247,8 +268,16 @@ static void disarm_vmas_locked(struct uffd_source *src, unsigned long start,
 	struct uhmm_vma vma;
 
 	uhmm_lock_assert_held(&src->arm_lock);
-	while (addr <= last && uhmm_prim_vma_find(addr, &vma) == 0 &&
-	       vma.start <= last) {
+	while (addr <= last) {
+		int k = known_find_locked(src, addr);
+
+		/* Its owner's hull overlaps every piece of it. */
+		if (k >= 0) {
+			addr = src->known[k].end;
+			continue;
+		}
+		if (uhmm_prim_vma_find(addr, &vma) || vma.start > last)
+			return;
 		/* Another uffd's mapping refuses with EINVAL: not ours. */
 		if (!armed_overlap_locked(src, vma.start, vma.end)) {
 			known_forget_locked(src, vma.start, vma.end);
@@ -293,6 +322,7 @@ static void disarm_locked(struct uffd_source *src,
 	if (!arm_of(sub)->mm)
 		return;
 	uhmm_itree_remove(&src->arms, &arm_of(sub)->node);
+	known_forget_owner_locked(src, sub);
 	arm_of(sub)->mm = NULL;
 	__atomic_fetch_sub(&src->narmed, 1, __ATOMIC_RELEASE);
 	disarm_vmas_locked(src, arm_of(sub)->node.start,
