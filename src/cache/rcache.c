@@ -514,7 +514,8 @@ static bool hold_covers(const struct hold *h, unsigned long start,
  * the incarnation it saw on both sides of 'valid', is the region's. All
  * of it on the hold's line.
  */
-static struct hold *try_hold(struct region *r, unsigned long start,
+static inline __attribute__((always_inline)) struct hold *
+try_hold(struct region *r, unsigned long start,
 			     unsigned long end, unsigned int access,
 			     unsigned int shard)
 {
@@ -559,9 +560,12 @@ static bool lookup_match(struct uhmm_itree_node *n, void *arg)
 	return l->found != NULL;
 }
 
-/* Without rc->lock: a held region covering the request, or NULL. */
-static struct hold *lookup_lockless(struct uhmm_rcache *rc,
-				    struct lookup *l)
+/*
+ * Without rc->lock: a held region of the hash starting at the request's
+ * page and covering it, or NULL. Inlined into the hit path.
+ */
+static inline __attribute__((always_inline)) struct hold *
+lookup_hash(struct uhmm_rcache *rc, const struct lookup *l)
 {
 	unsigned long page = l->start & rc->page_mask;
 	struct region *r = __atomic_load_n(bucket(rc, page), __ATOMIC_ACQUIRE);
@@ -570,17 +574,13 @@ static struct hold *lookup_lockless(struct uhmm_rcache *rc,
 		struct hold *h = hold_of(r, l->shard);
 
 		if ((unsigned long)LOAD(h->pub.addr) == page) {
-			l->found = try_hold(r, l->start, l->end, l->access,
-					    l->shard);
-			if (l->found)
-				return l->found;
+			h = try_hold(r, l->start, l->end, l->access, l->shard);
+			if (h)
+				return h;
 		}
 		r = __atomic_load_n(&r->hnext, __ATOMIC_ACQUIRE);
 	}
-	/* A request from inside a region. */
-	uhmm_itree_find_lockless(&rc->tree, l->start, l->end - 1,
-				 lookup_match, l);
-	return l->found;
+	return NULL;
 }
 
 /* Under rc->lock: the same, missing nothing the index holds. */
@@ -984,8 +984,25 @@ static bool get_args_valid(const struct uhmm_rcache *rc, const void *addr,
 }
 
 /* A get, once the events it must see have been dispatched. */
-static int get_one(struct uhmm_rcache *rc, void *addr, size_t len,
-		   unsigned int access, struct uhmm_region **regionp)
+/* Not the hash's: a request from inside a region, or a miss. */
+static __attribute__((noinline)) int get_slow(struct uhmm_rcache *rc,
+					      struct lookup *l)
+{
+	if (uhmm_itree_find_lockless(&rc->tree, l->start, l->end - 1,
+				     lookup_match, l)) {
+		hit(l->found);
+		return 0;
+	}
+	/* A miss may retire or evict a region, which removes its notifier:
+	 * a callback cannot (-EDEADLK of uhmm_interval_notifier_remove()). */
+	if (uhmm_in_callback())
+		return -EDEADLK;
+	return get_miss(rc, l);
+}
+
+static inline __attribute__((always_inline)) int
+get_one(struct uhmm_rcache *rc, void *addr, size_t len, unsigned int access,
+	struct uhmm_region **regionp)
 {
 	struct lookup l = {
 		.start = (unsigned long)addr,
@@ -995,15 +1012,11 @@ static int get_one(struct uhmm_rcache *rc, void *addr, size_t len,
 	};
 	int ret;
 
-	if (lookup_lockless(rc, &l)) {
+	l.found = lookup_hash(rc, &l);
+	if (__builtin_expect(l.found != NULL, 1)) {
 		hit(l.found);
 	} else {
-		/* A miss may retire or evict a region, which removes its
-		 * notifier: a callback cannot (-EDEADLK of
-		 * uhmm_interval_notifier_remove()). */
-		if (uhmm_in_callback())
-			return -EDEADLK;
-		ret = get_miss(rc, &l);
+		ret = get_slow(rc, &l);
 		if (ret)
 			return ret;
 	}
