@@ -168,7 +168,27 @@ void uhmm_itree_insert(struct uhmm_itree *tree, struct uhmm_itree_node *node)
 	STORE(node->subtree_last, node->last);
 	/* Last: a lockless reader finds it complete. */
 	__atomic_store_n(link, node, __ATOMIC_RELEASE);
-	fixup(tree, parent, NULL);
+
+	/*
+	 * Rebalance up to the first node that keeps its place and height.
+	 * Above it the only change is node itself in every subtree: each
+	 * subtree_last grows to node->last or stays - the path the descent
+	 * just read, no sibling (a new highest interval, the common case of
+	 * ascending addresses, reaches the root).
+	 */
+	for (struct uhmm_itree_node *n = parent; n;) {
+		int height = n->height;
+		struct uhmm_itree_node *top = rebalance(tree, n);
+
+		if (top != n || n->height != height) {
+			n = top->parent;
+			continue;
+		}
+		for (n = n->parent; n && n->subtree_last < node->last;
+		     n = n->parent)
+			STORE(n->subtree_last, node->last);
+		break;
+	}
 }
 
 void uhmm_itree_remove(struct uhmm_itree *tree, struct uhmm_itree_node *node)
