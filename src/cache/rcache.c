@@ -510,9 +510,8 @@ static bool hold_covers(const struct hold *h, unsigned long start,
 /*
  * Hold r on shard if it is valid and covers the request; its hold, or
  * NULL. r may be anything a lockless reader found (the index's comment):
- * what it reads before the hold is a hint, what it reads after it, in
- * the incarnation it saw on both sides of 'valid', is the region's. All
- * of it on the hold's line.
+ * what it reads after the hold, in the incarnation it saw on both sides
+ * of 'valid', is the region's. All of it on the hold's line.
  */
 static inline __attribute__((always_inline)) struct hold *
 try_hold(struct region *r, unsigned long start,
@@ -522,8 +521,6 @@ try_hold(struct region *r, unsigned long start,
 	struct hold *h = hold_of(r, shard);
 	unsigned int inc = __atomic_load_n(&h->incarnation, __ATOMIC_SEQ_CST);
 
-	if (!hold_covers(h, start, end, access))
-		return NULL;
 	__atomic_fetch_add(&h->count, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&h->valid, __ATOMIC_SEQ_CST) &&
 	    __atomic_load_n(&h->incarnation, __ATOMIC_SEQ_CST) == inc &&
