@@ -10,7 +10,8 @@
  * registering  a miss, under no lock of the cache: insert the notifier,
  *              read_begin, ops->reg, and make it valid only if read_retry
  *              says no invalidation collided (else dereg and try again);
- *              then, under rc->lock, commit: into the index.
+ *              then, under rc->lock, commit: into the index, and open
+ *              to hits (the per-shard copies of 'valid') only then.
  * valid        handed out by get. Holders are counted per shard (below).
  * dead         'valid' went to 0 (an invalidation, or eviction). Holders
  *              keep using the registration; whoever sees (dead, no holder)
@@ -304,10 +305,11 @@ static void hold_drop(struct hold *h)
 }
 
 /*
- * Mark r dead; false if it was already. The region's 'valid' says who
- * killed it; the copies, cleared after it and set after it at the
- * commit, are what hits check: each shard is its own Dekker pair (its
- * copy, its count), and idle() reads every count after every copy went.
+ * Mark r dead; false if it was already. Under r->lock. The region's
+ * 'valid' says who killed it; the copies, cleared after it here and set
+ * by open_to_hits(), are what hits check: each shard is its own Dekker
+ * pair (its copy, its count), and idle() reads every count after every
+ * copy went.
  */
 static bool mark_dead(struct region *r)
 {
@@ -318,11 +320,21 @@ static bool mark_dead(struct region *r)
 	return true;
 }
 
-static void mark_valid(struct region *r)
+/*
+ * Let hits have r, committed into the index, unless it died meanwhile.
+ * Not before: until the commit decided that this miss's region is the
+ * one kept, a lockless reader that a stale link led to r (its memory is
+ * reused) must not be able to hold it - the loser of two misses retires
+ * its region at once (get_miss()).
+ */
+static void open_to_hits(struct region *r)
 {
-	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
-	for (unsigned int s = 0; s < r->rc->nshards; s++)
-		__atomic_store_n(&hold_of(r, s)->valid, 1, __ATOMIC_SEQ_CST);
+	uhmm_mutex_lock(&r->lock);
+	if (__atomic_load_n(&r->valid, __ATOMIC_SEQ_CST))
+		for (unsigned int s = 0; s < r->rc->nshards; s++)
+			__atomic_store_n(&hold_of(r, s)->valid, 1,
+					 __ATOMIC_SEQ_CST);
+	uhmm_mutex_unlock(&r->lock);
 }
 
 static bool region_invalidate(struct uhmm_interval_notifier *sub,
@@ -807,7 +819,8 @@ static void region_set_range(struct region *r, unsigned long start,
 
 /*
  * Register r, reserved by the caller for its range, and make it valid,
- * held once on shard; under no lock of the cache.
+ * held once on shard - for the caller: hits cannot have it before the
+ * commit (open_to_hits()). Under no lock of the cache.
  * Model (models/notifier.pml): device A's read_cycle(); a hit is its hit
  * step (stale_hit).
  */
@@ -874,7 +887,8 @@ static int region_register(struct uhmm_rcache *rc, struct region *r,
 	/* Add, not store: a reader that found the previous incarnation may
 	 * be between its increment and its decrement. */
 	__atomic_add_fetch(&hold_of(r, shard)->count, 1, __ATOMIC_SEQ_CST);
-	mark_valid(r);
+	/* Valid for the caller; hits see it once committed. */
+	__atomic_store_n(&r->valid, 1, __ATOMIC_SEQ_CST);
 	uhmm_mutex_unlock(&r->lock);
 	return 0;
 }
@@ -943,6 +957,7 @@ static int get_miss(struct uhmm_rcache *rc, struct lookup *l)
 		region_free_locked(rc, r);
 	} else if (!won) {
 		index_locked(rc, r);
+		open_to_hits(r);
 		rc->misses++;
 		/* Claimable from here, once its holders let go. */
 		__atomic_store_n(&r->dereg_claimed, 0, __ATOMIC_SEQ_CST);
@@ -957,8 +972,8 @@ static int get_miss(struct uhmm_rcache *rc, struct lookup *l)
 	if (ret || !won)
 		return ret;
 
-	/* Use the other region. r was never in the index and is still
-	 * unclaimable: ours to retire. */
+	/* Use the other region. r was never in the index, never open to
+	 * hits and is still unclaimable: ours to retire. */
 	uhmm_mutex_lock(&r->lock);
 	mark_dead(r);
 	uhmm_mutex_unlock(&r->lock);
