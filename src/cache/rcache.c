@@ -132,12 +132,13 @@ struct hold {
 _Static_assert(sizeof(struct hold) == CACHELINE, "a hold is one line");
 
 struct region {
-	/* Read by every hit; written when the region changes state. */
-	unsigned long start, end;	/* atomic: [incarnation] */
-	unsigned int access;		/* atomic: [incarnation] */
-	int valid;			/* atomic: may be handed out */
-	unsigned int incarnation;	/* atomic: bumped on retirement */
+	/* A hit reads hnext only, walking a chain; the rest is the holds'
+	 * copies' source, and the cache's own. */
 	struct region *hnext;		/* [rc->lock] hash chain; lockless */
+	unsigned long start, end;	/* [rc->lock] set while unindexed */
+	unsigned int access;		/* [rc->lock] likewise */
+	int valid;			/* atomic: alive (see mark_dead()) */
+	unsigned int incarnation;	/* atomic: bumped on retirement */
 
 	int dereg_claimed;		/* atomic: one caller retires it */
 	uint64_t handle;		/* [incarnation] the device's */
@@ -178,7 +179,7 @@ struct uhmm_rcache {
 	struct region *hand;		/* [lock] the clock's, or NULL */
 	size_t nindexed;		/* [lock] regions in the index */
 	size_t nregions, nbytes;	/* [lock] registered or about to be */
-	size_t nleaving, leaving_bytes;	/* [lock] of those, being retired */
+	size_t nleaving;		/* [lock] of those, being retired */
 	struct region *pending;		/* [lock] being registered */
 	pthread_cond_t changed;		/* [lock] a registration committed or
 					 * failed, or a retirement ended */
@@ -499,7 +500,6 @@ static void unindex_locked(struct uhmm_rcache *rc, struct region *r)
 	}
 	rc->nindexed--;
 	rc->nleaving++;
-	rc->leaving_bytes += r->end - r->start;
 }
 
 /* ---- lookup ---- */
@@ -629,7 +629,6 @@ static void retire(struct uhmm_rcache *rc, struct region *r)
 	rc->nregions--;
 	rc->nbytes -= len;
 	rc->nleaving--;
-	rc->leaving_bytes -= len;
 	region_free_locked(rc, r);
 	uhmm_mutex_unlock(&rc->lock);
 	pthread_cond_broadcast(&rc->changed);
@@ -725,7 +724,7 @@ static struct region *clock_victim_locked(struct uhmm_rcache *rc)
 
 /*
  * Under rc->lock: choose regions to retire until one of len bytes fits,
- * take them out of the index and add them to *victims (through ->next)
+ * take them out of the index and return them in *victims (through ->next)
  * for the caller to retire once it dropped the lock, before its ops->reg.
  * Each turn takes one region:
  *
@@ -750,15 +749,12 @@ static struct region *clock_victim_locked(struct uhmm_rcache *rc)
 static bool make_room_locked(struct uhmm_rcache *rc, size_t len,
 			     struct region **victims)
 {
+	size_t mine = 0, mine_bytes = 0;	/* the victims taken here */
+
 	uhmm_lock_assert_held(&rc->lock);
-	for (;;) {
-		size_t mine = 0, mine_bytes = 0;
+	for (*victims = NULL;;) {
 		struct region *r;
 
-		for (r = *victims; r; r = r->next) {
-			mine++;
-			mine_bytes += r->end - r->start;
-		}
 		if (rc->nregions - mine + 1 <= rc->max_regions &&
 		    rc->nbytes - mine_bytes + len <= rc->max_bytes)
 			return true;
@@ -782,6 +778,8 @@ static bool make_room_locked(struct uhmm_rcache *rc, size_t len,
 		unindex_locked(rc, r);
 		r->next = *victims;
 		*victims = r;
+		mine++;
+		mine_bytes += r->end - r->start;
 	}
 }
 
@@ -810,9 +808,10 @@ static void pending_remove_locked(struct uhmm_rcache *rc, struct region *r)
 static void region_set_range(struct region *r, unsigned long start,
 			     unsigned long end, unsigned int access)
 {
-	STORE(r->start, start);
-	STORE(r->end, end);
-	STORE(r->access, access);
+	r->start = start;
+	r->end = end;
+	r->access = access;
+	/* Atomic: a lockless tree walk may still read the old node. */
 	STORE(r->node.start, start);
 	STORE(r->node.last, end - 1);
 }
@@ -965,7 +964,6 @@ static int get_miss(struct uhmm_rcache *rc, struct lookup *l)
 	} else {
 		/* A miss for a range covering this one committed first. */
 		rc->nleaving++;
-		rc->leaving_bytes += end - start;
 	}
 	uhmm_mutex_unlock(&rc->lock);
 	pthread_cond_broadcast(&rc->changed);
