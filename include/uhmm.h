@@ -196,8 +196,11 @@ UHMM_API int uhmm_mm_close(struct uhmm_mm *mm);
 
 /*
  * uhmm_mm_sync - return once every kernel event delivered before the call
- * has been dispatched to the subscriptions. With UHMM_MM_NO_MONITOR there is
- * no kernel event and it returns at once.
+ * has been dispatched to the subscriptions, and every removal deferred
+ * with uhmm_interval_notifier_remove_deferred() that took effect before
+ * the call has called its done function. With UHMM_MM_NO_MONITOR there is
+ * no kernel event (and done functions run before the call that ends a
+ * removal returns): it returns at once.
  *
  * Not needed for the caller's own unmaps: once munmap() and friends have
  * returned, any uhmm_interval_read_begin() that starts afterwards, in any
@@ -364,7 +367,8 @@ struct uhmm_interval_notifier_ops {
 	 * if !uhmm_range_blockable(range) and the work would have to sleep.
 	 *
 	 * A callback must not call uhmm_interval_notifier_remove(),
-	 * uhmm_mm_close() or uhmm_mm_sync() (refused with -EDEADLK), nor
+	 * uhmm_mm_close() or uhmm_mm_sync() (refused with -EDEADLK; it may
+	 * call uhmm_interval_notifier_remove_deferred()), nor
 	 * uhmm_interval_read_begin() on a subscription of the same mm
 	 * (it would wait for the window this callback is part of), nor
 	 * uhmm_mm_open() or fork() from a fork() window (see
@@ -378,11 +382,13 @@ struct uhmm_interval_notifier_ops {
 	 * event is read, and reading is done by a separate thread that runs
 	 * no callback. The new event is dispatched after this one.
 	 * A callback that sleeps there holds up, on every thread, what
-	 * waits for the dispatch of events already read: on this mm,
-	 * uhmm_interval_read_begin() of any subscription (so range faults)
-	 * and uhmm_rcache_get() - not only of subscriptions its event
-	 * overlaps. It holds up no munmap(), insert or remove, and nothing
-	 * on another mm (tests/slow-callback.c).
+	 * waits for the dispatch of events already read, on this mm:
+	 * uhmm_interval_read_begin() (so range faults) and
+	 * uhmm_rcache_get() of a range that its event changes, or an event
+	 * read after it (events are dispatched in order), or a read still
+	 * in progress; uhmm_interval_read_try_begin() answers -EAGAIN
+	 * there. It holds up no munmap(), insert or remove, no lookup of
+	 * other ranges, and nothing on another mm (tests/slow-callback.c).
 	 */
 	bool (*invalidate)(struct uhmm_interval_notifier *sub,
 			   const struct uhmm_notifier_range *range,
@@ -412,6 +418,7 @@ struct uhmm_interval_notifier {
 	struct uhmm_interval_notifier **deferred_pprev;
 	unsigned long invalidate_seq;
 	unsigned int state;
+	void (*removed)(struct uhmm_interval_notifier *sub); /* deferred */
 	void *source_private[8];	 /* the mm's event source's */
 };
 
@@ -453,6 +460,42 @@ UHMM_API int uhmm_interval_notifier_insert(
 	const struct uhmm_interval_notifier_ops *ops);
 
 /*
+ * Flags for uhmm_interval_notifier_insert_flags().
+ *
+ * UHMM_INSERT_REQUIRE_MAPPED: refuse (-EFAULT) unless every page of the
+ * range lies in a mapping, decided after the range is armed: a
+ * subscription that is inserted covers memory whose every later change
+ * invalidates it, and one over a hole - which would never hear of the
+ * memory it was meant for - is never inserted. For a cache that registers
+ * memory first and subscribes afterwards (libfabric's MR cache), it tells
+ * memory unmapped in between. Memory unmapped *and* mapped anew in between
+ * is refused if the new mapping was created after arming, and otherwise
+ * cannot be told from the old (the check sees mappings, not pages).
+ */
+#define UHMM_INSERT_REQUIRE_MAPPED (1u << 0)
+
+/*
+ * uhmm_interval_notifier_insert_flags - uhmm_interval_notifier_insert(),
+ * with flags (UHMM_INSERT_REQUIRE_MAPPED). Never waits for an
+ * invalidation window, so it may be called under a lock that callbacks
+ * take. Returns what insert returns, or:
+ *   -EINVAL      unknown flags
+ *   -EFAULT      REQUIRE_MAPPED: a page of the range lies in no mapping,
+ *                or in a mapping created after the range was armed
+ *   -EAGAIN      REQUIRE_MAPPED: an invalidation window opened over the
+ *                range while it was being checked; nothing was inserted
+ *   -EOPNOTSUPP  REQUIRE_MAPPED on an mm opened with UHMM_MM_NO_MONITOR:
+ *                only the kernel event source can tell later unmaps, so
+ *                there is nothing to check against
+ * The check is one PAGEMAP_SCAN system call, none inside a mapping uhmm
+ * already knows to be armed.
+ */
+UHMM_API int uhmm_interval_notifier_insert_flags(
+	struct uhmm_interval_notifier *sub, struct uhmm_mm *mm,
+	unsigned long start, unsigned long length,
+	const struct uhmm_interval_notifier_ops *ops, unsigned int flags);
+
+/*
  * uhmm_interval_notifier_remove - unsubscribe. After it returns 0 no
  * callback for sub is running or will run, and sub's memory is the caller's
  * again. May wait for an open invalidation window to close, so the caller
@@ -466,6 +509,32 @@ UHMM_API int uhmm_interval_notifier_insert(
  *   -EDEADLK  called from an invalidate callback; sub stays inserted
  */
 UHMM_API int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub);
+
+/*
+ * uhmm_interval_notifier_remove_deferred - unsubscribe without waiting:
+ * from an invalidate callback (sub's own too), or under a lock that
+ * callbacks take. done(sub) is called exactly once, when no callback for
+ * sub is running or will run; from then on sub's memory is the caller's
+ * again (done may free it).
+ *
+ * The removal takes effect at once, or, while windows may be calling sub,
+ * when the last of them closes: until then a window already open may
+ * still call sub, and no new one does after this returns. done runs
+ *   - on a monitored mm: on uhmm's event dispatcher thread, outside every
+ *     lock of uhmm's and of the caller's - so it may take the locks the
+ *     caller held, or call back into the library that called this (what
+ *     libfabric's notify() needs). Like a callback there, it holds up the
+ *     dispatch of later events while it runs: keep it short;
+ *   - with UHMM_MM_NO_MONITOR, and in a fork child on an inherited mm:
+ *     in the thread that closes the last window, after closing it, or
+ *     before this returns if no window may be calling sub.
+ * Returns 0, or:
+ *   -EINVAL   sub or done is NULL
+ *   -ENOENT   sub is not inserted, or its removal has begun already
+ */
+UHMM_API int uhmm_interval_notifier_remove_deferred(
+	struct uhmm_interval_notifier *sub,
+	void (*done)(struct uhmm_interval_notifier *sub));
 
 /*
  * uhmm_interval_notifier_arm - watch the mappings now in sub's range, also
@@ -483,9 +552,11 @@ UHMM_API int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub);
  * Returns the sequence number to hand to uhmm_interval_read_retry(). If
  * sub's callback already ran in a window that is still open, waits (once)
  * until that window closes. With the kernel event source it also waits
- * while events that the kernel has already handed to uhmm are still being
+ * while events that the kernel has already handed to uhmm and that change
+ * sub's range (or may: a read still in progress) are still being
  * dispatched: once munmap() has returned in any thread, a read_begin that
- * starts afterwards sees its invalidation. In strict mode (UHMM_MM_STRICT)
+ * starts afterwards sees its invalidation. Events elsewhere do not hold
+ * it up. In strict mode (UHMM_MM_STRICT)
  * it first waits for the events in flight too, so that an munmap() still
  * running is not missed either; not from an invalidate callback (the
  * window it runs in may be what delivering them waits for). sub must be
@@ -506,6 +577,30 @@ uhmm_interval_read_begin(struct uhmm_interval_notifier *sub);
 UHMM_API int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
 					      unsigned int timeout_ms,
 					      unsigned long *seq);
+
+/*
+ * uhmm_interval_read_try_begin - uhmm_interval_read_begin() that never
+ * waits, for a caller that may not sleep (a registration cache's lookup
+ * under its own lock, libfabric's valid()). Lock-free: two loads of the
+ * event clock and two of the seqs when nothing is pending.
+ *
+ * It answers -EAGAIN exactly where read_begin would wait: a window that
+ * already called sub is still open; or an event read from the kernel and
+ * not yet dispatched changes sub's range - or may: while the read itself
+ * is in progress, its events' ranges are not known yet, and so count as
+ * changing every range. Events that change other ranges only do not
+ * count. Unlike read_begin it never waits for events in flight (strict
+ * mode): a change still running when it is called may be missed.
+ *
+ * A caller that keeps a translation checks it with a seq it got at the
+ * time it read the translation: the translation is current if this
+ * returns 0 and the same seq. On a subscription inherited through fork()
+ * it delivers the child's UHMM_EVENT_RELEASE first, as read_begin does.
+ * Returns 0 and sets *seq, or -EAGAIN, or -EINVAL (sub or seq is NULL),
+ * -ENOENT (sub is not inserted).
+ */
+UHMM_API int uhmm_interval_read_try_begin(struct uhmm_interval_notifier *sub,
+					  unsigned long *seq);
 
 /*
  * uhmm_interval_read_retry - under the device lock that the callback also
@@ -822,8 +917,10 @@ UHMM_API int uhmm_rcache_destroy(struct uhmm_rcache *rc);
  * for a request from inside a region, in the interval tree) read without
  * a lock, and counts its hold on a per-CPU line.
  * On a monitored mm, a get first waits for the dispatch of the events
- * already read (as uhmm_interval_read_begin() does): a change that
- * returned in any thread before the get is never missed. In strict mode
+ * already read that change [addr, addr + len) (or may: one whose read is
+ * still in progress, when its range is not known yet): a change of the
+ * requested range that returned in any thread before the get is never
+ * missed, and events elsewhere do not hold it up. In strict mode
  * it also waits for the events in flight: a change that has begun is not
  * missed either (an address another thread just got from mmap()); not
  * from an invalidate callback, nor, on uhmm's event dispatcher, for the

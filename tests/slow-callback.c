@@ -13,11 +13,16 @@
  * forever: it gives up after CAP_S seconds and the test fails, saying so.
  *
  * What does wait for the slow callback, as uhmm.h says: on the monitored
- * mm, uhmm_interval_read_begin() of any subscription (it waits until every
- * event read before it was dispatched, and the callback is such a
- * dispatch), so uhmm_range_fault_lock() too, and uhmm_rcache_get(). The
- * test checks both: read_begin gives -ETIMEDOUT with a timeout, a get is
- * seen blocked until the callback returns, then completes.
+ * mm, what looks at the range its event changes - read_begin() of another
+ * subscription of the unmapped page (it waits until the events read
+ * before it that change its range were dispatched, and the callback is
+ * such a dispatch), so range faults too, and a uhmm_rcache_get() of that
+ * page. The test checks: read_begin there gives -ETIMEDOUT with a
+ * timeout and read_try_begin() -EAGAIN; on a subscription of another page
+ * both answer at once; a get of another cached page is a hit at once; a
+ * get of the unmapped page is seen blocked until the callback returns,
+ * then finds the page gone (-EFAULT: the test's device registers holes,
+ * the cache refuses them).
  */
 #include <time.h>
 
@@ -90,7 +95,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* A get on a cache of the monitored mm: waits for the dispatch. */
+/* A get on a cache of the monitored mm, of a page whose unmap is being
+ * dispatched: waits for the dispatch. */
 struct blocked_get {
 	struct uhmm_rcache *rc;
 	char *p;
@@ -113,10 +119,12 @@ static void *monitored_get(void *arg)
 
 int main(void)
 {
-	struct t_dev slow = { .hook = slow_hook }, page_devs[ROUNDS];
+	struct t_dev slow = { .hook = slow_hook }, watcher = { 0 },
+		     page_devs[ROUNDS];
 	struct t_fdev fdev, mdev;
 	struct uhmm_rcache *monitored_rc;
 	struct blocked_get g = { 0 };
+	char *other;
 	struct uhmm_region *region;
 	struct mirror m;
 	struct work w;
@@ -138,8 +146,11 @@ int main(void)
 	w.spare = t_map(1);
 	w.pages = t_map(ROUNDS);
 	g.rc = monitored_rc;
-	g.p = t_map(1);
+	g.p = victim;
+	other = t_map(1);
 	REQUIRE(t_dev_insert(&slow, w.mm, (unsigned long)victim, t_page) == 0);
+	REQUIRE(t_dev_insert(&watcher, w.mm, (unsigned long)victim,
+			     t_page) == 0);
 	memset(page_devs, 0, sizeof(page_devs));
 	for (int i = 0; i < ROUNDS; i++)
 		REQUIRE(t_dev_insert(&page_devs[i], w.mm,
@@ -154,6 +165,9 @@ int main(void)
 	REQUIRE(uhmm_rcache_get(g.rc, g.p, t_page, UHMM_ACCESS_READ,
 				&region) == 0);
 	REQUIRE(uhmm_rcache_put(g.rc, region) == 0);
+	REQUIRE(uhmm_rcache_get(g.rc, other, t_page, UHMM_ACCESS_READ,
+				&region) == 0);
+	REQUIRE(uhmm_rcache_put(g.rc, region) == 0);
 
 	/* The unmap returns as soon as its event is read; the callback
 	 * then sleeps on the dispatcher. */
@@ -164,8 +178,18 @@ int main(void)
 	pthread_mutex_unlock(&lock);
 
 	/* What waits for that dispatch, as documented. */
-	CHECK_EQ(uhmm_interval_read_begin_timeout(&page_devs[0].sub, 10, &seq),
+	CHECK_EQ(uhmm_interval_read_begin_timeout(&watcher.sub, 10, &seq),
 		 -ETIMEDOUT);
+	CHECK_EQ(uhmm_interval_read_try_begin(&watcher.sub, &seq), -EAGAIN);
+	/* A subscription of another page: the event does not change it. */
+	CHECK_EQ(uhmm_interval_read_begin_timeout(&page_devs[0].sub, 10, &seq),
+		 0);
+	CHECK_EQ(uhmm_interval_read_try_begin(&page_devs[0].sub, &seq), 0);
+	/* A get of another page: the event does not change it. */
+	CHECK_EQ(uhmm_rcache_get(g.rc, other, t_page, UHMM_ACCESS_READ,
+				 &region), 0);
+	CHECK_EQ(uhmm_rcache_put(g.rc, region), 0);
+	CHECK_EQ(t_rc_stats(g.rc).hits, 1);	/* the first: both were misses */
 	REQUIRE(pthread_create(&gt, NULL, monitored_get, &g) == 0);
 	while (!__atomic_load_n(&g.tid, __ATOMIC_ACQUIRE))
 		sched_yield();
@@ -175,7 +199,7 @@ int main(void)
 	REQUIRE(pthread_create(&th, NULL, worker, &w) == 0);
 	pthread_join(th, NULL);
 	pthread_join(gt, NULL);
-	CHECK_EQ(g.ret, 0);
+	CHECK_EQ(g.ret, -EFAULT);
 
 	/* The callback got its rounds, then returned; everything is seen. */
 	CHECK_EQ(uhmm_interval_read_begin_timeout(&slow.sub, 0, &seq), 0);
@@ -193,17 +217,19 @@ int main(void)
 	}
 	CHECK_EQ(t_rc_stats(w.rc).hits, ROUNDS);
 	printf("%d rounds of unmaps, inserts, removes, hits and faults "
-	       "while a callback slept; read_begin and a get waited for it\n",
+	       "while a callback slept; read_begin and a get of the unmapped "
+	       "page waited for it, a get of another page did not\n",
 	       ROUNDS);
 
 	REQUIRE(uhmm_interval_notifier_remove(&slow.sub) == 0);
+	REQUIRE(uhmm_interval_notifier_remove(&watcher.sub) == 0);
 	m_fini(&m);
 	REQUIRE(uhmm_rcache_destroy(w.rc) == 0);
 	REQUIRE(uhmm_rcache_destroy(monitored_rc) == 0);
 	munmap(w.cached, t_page);
 	munmap(mirrored, t_page);
 	munmap(w.spare, t_page);
-	munmap(g.p, t_page);
+	munmap(other, t_page);
 	REQUIRE(uhmm_mm_close(w.explicit_mm) == 0);
 	REQUIRE(uhmm_mm_close(w.mm) == 0);
 	return t_result();

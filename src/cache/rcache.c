@@ -1034,6 +1034,32 @@ get_one(struct uhmm_rcache *rc, void *addr, size_t len, unsigned int access,
 	return 0;
 }
 
+/*
+ * get_one(), after a wait for the events that change the request. The
+ * region found may be wider: if events already read change the rest of it
+ * and are not dispatched yet, or were dispatched after the hold (it is
+ * dead now), put it back, wait for every event read, and look again - as
+ * a get did before it waited by range. A region handed out never has a
+ * page that a change which returned before the get had changed.
+ */
+static int get_one_settled(struct uhmm_rcache *rc, void *addr, size_t len,
+			   unsigned int access, struct uhmm_region **regionp)
+{
+	int ret = get_one(rc, addr, len, access, regionp);
+	struct hold *h;
+
+	if (ret)
+		return ret;
+	h = hold_of_pub(*regionp);
+	if (!uhmm_mm_events_pending(rc->mm, (unsigned long)h->pub.addr,
+				    (unsigned long)h->pub.addr + h->pub.len) &&
+	    __atomic_load_n(&h->valid, __ATOMIC_SEQ_CST))
+		return 0;
+	hold_drop(h);
+	uhmm_mm_wait_events(rc->mm, false, 0, ULONG_MAX, 0);
+	return get_one(rc, addr, len, access, regionp);
+}
+
 int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 		    unsigned int access, struct uhmm_region **regionp)
 {
@@ -1041,10 +1067,11 @@ int uhmm_rcache_get(struct uhmm_rcache *rc, void *addr, size_t len,
 		return -EINVAL;
 	if (uhmm_mm_forked(rc->mm))
 		return -ECHILD;
-	/* Unmaps that returned before this get are dispatched first, and in
-	 * strict mode those still running. */
-	uhmm_mm_wait_events(rc->mm, rc->strict, 0);
-	return get_one(rc, addr, len, access, regionp);
+	/* Unmaps of this range that returned before this get are dispatched
+	 * first, and in strict mode those still running. */
+	uhmm_mm_wait_events(rc->mm, rc->strict, (unsigned long)addr,
+			    (unsigned long)addr + len, 0);
+	return get_one_settled(rc, addr, len, access, regionp);
 }
 
 int uhmm_rcache_get_many(struct uhmm_rcache *rc, size_t n, void *const *addrs,
@@ -1062,7 +1089,7 @@ int uhmm_rcache_get_many(struct uhmm_rcache *rc, size_t n, void *const *addrs,
 	if (uhmm_mm_forked(rc->mm))
 		return -ECHILD;
 	/* One wait (one probe in strict mode) for all of them. */
-	uhmm_mm_wait_events(rc->mm, rc->strict, 0);
+	uhmm_mm_wait_events(rc->mm, rc->strict, 0, ULONG_MAX, 0);
 	for (i = 0; i < n && !ret; i++)
 		ret = get_one(rc, addrs[i], lens[i], access, &regions[i]);
 	if (ret) {

@@ -51,6 +51,9 @@ struct uhmm_mm {
 	struct uhmm_interval_notifier *deferred_list;
 	/* [lock] set once at release: no more windows or inserts. */
 	bool dead;
+	/* [lock] inserts checking that their range is mapped: a window
+	 * that opens over one meanwhile marks it (see insert_flags()). */
+	struct uhmm_insert_check *insert_checks;
 
 	int users;		/* atomic */
 	long count;		/* atomic */
@@ -68,6 +71,14 @@ struct uhmm_mm {
 	 * it; in a fork child the copy is dead (-ECHILD). */
 	unsigned long fork_gen;
 	bool child_released;	/* [lock] the child delivered RELEASE */
+};
+
+/* An insert with UHMM_INSERT_REQUIRE_MAPPED, between its check and its
+ * link into the tree; on the insert's stack. */
+struct uhmm_insert_check {
+	unsigned long start, last;
+	bool hit;			/* [mm->lock] a window opened over it */
+	struct uhmm_insert_check *next;	/* [mm->lock] */
 };
 
 /*
@@ -219,13 +230,17 @@ static inline struct timespec uhmm_deadline_ts(unsigned long long deadline_ns)
 /*
  * The mm's event source, for range/ and cache/ (which know no source).
  *
- * Wait until the events the source read so far are dispatched (core/
- * source.h, the clock) - and, if strict, first until none is in flight
+ * Wait until the events the source read so far that change [start, end)
+ * are dispatched (core/source.h, the clock; events whose read is still in
+ * progress, or whose ranges the clock's log lost, count as changing it) -
+ * and, if strict, first until no event at all is in flight
  * (uhmm_source_ops.settle) - or until deadline_ns (CLOCK_MONOTONIC, 0:
- * none): 0 or -ETIMEDOUT. Two loads when none is in flight (and one probe
- * if strict); 0 at once for an explicit mm.
+ * none): 0 or -ETIMEDOUT. Two loads when nothing is pending (and one
+ * probe if strict); 0 at once for an explicit mm. [0, ULONG_MAX) waits
+ * for every event read.
  */
 static inline int uhmm_mm_wait_events(struct uhmm_mm *mm, bool strict,
+				      unsigned long start, unsigned long end,
 				      unsigned long long deadline_ns)
 {
 	struct uhmm_source *src = mm->source;
@@ -238,7 +253,17 @@ static inline int uhmm_mm_wait_events(struct uhmm_mm *mm, bool strict,
 		if (ret)
 			return ret;
 	}
-	return uhmm_clock_wait(&src->clock, deadline_ns);
+	return uhmm_clock_wait_range(&src->clock, start, end, deadline_ns);
+}
+
+/* Are events already read, and not yet dispatched, changing [start, end)
+ * (or may they)? Never blocks. */
+static inline bool uhmm_mm_events_pending(struct uhmm_mm *mm,
+					  unsigned long start,
+					  unsigned long end)
+{
+	return mm->source &&
+	       uhmm_clock_pending_range(&mm->source->clock, start, end);
 }
 
 /*

@@ -92,10 +92,15 @@ static void deferred_del_locked(struct uhmm_interval_notifier *sub)
 	sub->deferred_pprev = NULL;
 }
 
-/* Under mm->lock, once the last window of a collision has closed. */
-static void apply_deferred_locked(struct uhmm_mm *mm)
+/*
+ * Under mm->lock, once the last window of a collision has closed. Returns
+ * the subscriptions removed with uhmm_interval_notifier_remove_deferred(),
+ * linked through deferred_next, for removed_finish() once the lock is
+ * dropped (a synchronous remove finishes its own).
+ */
+static struct uhmm_interval_notifier *apply_deferred_locked(struct uhmm_mm *mm)
 {
-	struct uhmm_interval_notifier *sub;
+	struct uhmm_interval_notifier *sub, *removed = NULL;
 
 	uhmm_lock_assert_held(&mm->lock);
 	while ((sub = mm->deferred_list)) {
@@ -103,11 +108,50 @@ static void apply_deferred_locked(struct uhmm_mm *mm)
 		if (sub->state == UHMM_SUB_DEFERRED_INSERT) {
 			uhmm_itree_insert(&mm->itree, &sub->node);
 			sub->state = UHMM_SUB_LINKED;
-		} else {
-			uhmm_itree_remove(&mm->itree, &sub->node);
-			sub->state = UHMM_SUB_UNLINKED;
+			continue;
+		}
+		uhmm_itree_remove(&mm->itree, &sub->node);
+		sub->state = UHMM_SUB_UNLINKED;
+		if (sub->removed) {
+			sub->deferred_next = removed;
+			removed = sub;
 		}
 	}
+	return removed;
+}
+
+/*
+ * Deferred removals that took effect (a list through deferred_next), with
+ * no lock held: their done functions run on the source's thread, which
+ * holds nothing a caller of remove_deferred() may hold - or here, for an
+ * mm without one (and in a fork child, whose copy has none).
+ */
+static void removed_finish(struct uhmm_interval_notifier *list)
+{
+	while (list) {
+		struct uhmm_interval_notifier *sub = list;
+		struct uhmm_source *src = sub->mm->source;
+
+		list = sub->deferred_next;
+		sub->deferred_next = NULL;
+		if (src && src->ops->defer && !uhmm_mm_forked(sub->mm))
+			src->ops->defer(src, sub);
+		else
+			uhmm_notifier_removed(sub);
+	}
+}
+
+void uhmm_notifier_removed(struct uhmm_interval_notifier *sub)
+{
+	struct uhmm_mm *mm = sub->mm;
+	void (*done)(struct uhmm_interval_notifier *) = sub->removed;
+
+	if (mm->source && !uhmm_mm_forked(mm))
+		mm->source->ops->disarm(mm->source, sub);
+	sub->removed = NULL;
+	sub->mm = NULL;
+	uhmm_mm_drop(mm);
+	done(sub);
 }
 
 /*
@@ -122,8 +166,12 @@ static struct uhmm_itree_node *window_open_locked(struct uhmm_mm *mm,
 {
 	struct uhmm_itree_node *first;
 
+	struct uhmm_insert_check *check;
+
 	uhmm_lock_assert_held(&mm->lock);
 	mm->active_invalidate_ranges++;
+	for (check = mm->insert_checks; check; check = check->next)
+		check->hit |= check->start <= last && start <= check->last;
 	first = uhmm_itree_first(&mm->itree, start, last);
 	if (first && !mm_colliding(mm))
 		WRITE_ONCE_REL(mm->invalidate_seq, mm->invalidate_seq | 1);
@@ -134,6 +182,7 @@ static struct uhmm_itree_node *window_open_locked(struct uhmm_mm *mm,
 /* Model (models/notifier.pml): WINDOW_CLOSE, apply_deferred_locked() too. */
 static void window_close(struct uhmm_mm *mm)
 {
+	struct uhmm_interval_notifier *removed = NULL;
 	bool wake = false;
 
 	uhmm_mutex_lock(&mm->lock);
@@ -142,7 +191,7 @@ static void window_close(struct uhmm_mm *mm)
 		if (mm_colliding(mm)) {
 			WRITE_ONCE_REL(mm->invalidate_seq,
 				       mm->invalidate_seq + 1);
-			apply_deferred_locked(mm);
+			removed = apply_deferred_locked(mm);
 			wake = true;
 		}
 		/* uhmm_notifier_release() waits for the last window. */
@@ -151,6 +200,7 @@ static void window_close(struct uhmm_mm *mm)
 	uhmm_mutex_unlock(&mm->lock);
 	if (wake)
 		pthread_cond_broadcast(&mm->wq);
+	removed_finish(removed);
 }
 
 /*
@@ -297,6 +347,8 @@ void uhmm_notifier_release(struct uhmm_mm *mm)
 
 void uhmm_notifier_release_child(struct uhmm_mm *mm)
 {
+	struct uhmm_interval_notifier *removed = NULL;
+
 	uhmm_mutex_lock(&mm->lock);
 	if (mm->child_released) {
 		uhmm_mutex_unlock(&mm->lock);
@@ -319,34 +371,89 @@ void uhmm_notifier_release_child(struct uhmm_mm *mm)
 		if (mm_colliding(mm)) {
 			WRITE_ONCE_REL(mm->invalidate_seq,
 				       mm->invalidate_seq + 1);
-			apply_deferred_locked(mm);
+			removed = apply_deferred_locked(mm);
 		}
 	}
 	release_window(mm);
+	removed_finish(removed);
 }
 
-/* Model (models/notifier.pml): insert_B(); variant BAD_INSERT_IDLE_SEQ. */
+/*
+ * UHMM_INSERT_REQUIRE_MAPPED, between arming and linking (mm->lock held
+ * on entry and on return): is every page of sub's range in a mapping the
+ * source watches? The answer must hold from the check on, so the check
+ * comes after arming - a mapping removed later sends its event - and a
+ * window that opens over the range before sub is in the tree, which would
+ * not call sub, marks the check instead (window_open_locked()).
+ * 0, -EFAULT, -EAGAIN, or the source's error.
+ */
+static int check_mapped_locked(struct uhmm_mm *mm,
+			       struct uhmm_interval_notifier *sub)
+{
+	struct uhmm_insert_check check = {
+		.start = sub->node.start,
+		.last = sub->node.last,
+		.next = mm->insert_checks,
+	};
+	struct uhmm_insert_check **pp;
+	int ret;
+
+	mm->insert_checks = &check;
+	uhmm_mutex_unlock(&mm->lock);
+	ret = mm->source->ops->check_armed(mm->source, sub, sub->node.start,
+					   uhmm_sub_end(sub));
+	uhmm_mutex_lock(&mm->lock);
+	for (pp = &mm->insert_checks; *pp != &check; pp = &(*pp)->next)
+		;
+	*pp = check.next;
+	switch (ret) {
+	case 0:
+		return check.hit ? -EAGAIN : 0;
+	case -ENOENT:	/* a hole */
+	case -EAGAIN:	/* a mapping not armed: created after arming */
+		return -EFAULT;
+	case -ENOTTY:	/* no PAGEMAP_SCAN: the check cannot be made */
+		return -EOPNOTSUPP;
+	default:
+		return ret;
+	}
+}
+
 int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 				  struct uhmm_mm *mm, unsigned long start,
 				  unsigned long length,
 				  const struct uhmm_interval_notifier_ops *ops)
 {
+	return uhmm_interval_notifier_insert_flags(sub, mm, start, length, ops,
+						   0);
+}
+
+/* Model (models/notifier.pml): insert_B(); variant BAD_INSERT_IDLE_SEQ. */
+int uhmm_interval_notifier_insert_flags(
+	struct uhmm_interval_notifier *sub, struct uhmm_mm *mm,
+	unsigned long start, unsigned long length,
+	const struct uhmm_interval_notifier_ops *ops, unsigned int flags)
+{
 	unsigned long last;
 	int ret;
 
-	if (!sub || !mm || !ops || !ops->invalidate)
+	if (!sub || !mm || !ops || !ops->invalidate ||
+	    (flags & ~UHMM_INSERT_REQUIRE_MAPPED))
 		return -EINVAL;
 	if (length == 0 || __builtin_add_overflow(start, length - 1, &last))
 		return -EOVERFLOW;
 	ret = uhmm_mm_enter(mm);
 	if (ret)
 		return ret;
+	if ((flags & UHMM_INSERT_REQUIRE_MAPPED) && !mm->source)
+		return -EOPNOTSUPP;
 
 	sub->node.start = start;
 	sub->node.last = last;
 	sub->ops = ops;
 	sub->deferred_next = NULL;
 	sub->deferred_pprev = NULL;
+	sub->removed = NULL;
 	memset(sub->source_private, 0, sizeof(sub->source_private));
 
 	/* Armed before it can be called, so no change after insert()
@@ -358,11 +465,13 @@ int uhmm_interval_notifier_insert(struct uhmm_interval_notifier *sub,
 	}
 
 	uhmm_mutex_lock(&mm->lock);
-	if (mm->dead) {
+	if (!mm->dead && (flags & UHMM_INSERT_REQUIRE_MAPPED))
+		ret = check_mapped_locked(mm, sub);
+	if (mm->dead || ret) {
 		uhmm_mutex_unlock(&mm->lock);
 		if (mm->source)
 			mm->source->ops->disarm(mm->source, sub);
-		return -ESRCH;
+		return ret ? ret : -ESRCH;
 	}
 	uhmm_mm_grab(mm);
 	sub->mm = mm;
@@ -446,6 +555,56 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 	return 0;
 }
 
+/*
+ * remove() for a caller that may not wait: a callback (sub's own too), or
+ * a thread holding a lock that callbacks take (libfabric's mm_lock). The
+ * removal takes effect now, or - if windows may be calling sub - when the
+ * last of them closes; then done(sub) runs where it may do anything a
+ * thread outside uhmm may (removed_finish()).
+ */
+int uhmm_interval_notifier_remove_deferred(
+	struct uhmm_interval_notifier *sub,
+	void (*done)(struct uhmm_interval_notifier *sub))
+{
+	struct uhmm_interval_notifier *removed = NULL;
+	struct uhmm_mm *mm;
+
+	if (!sub || !done)
+		return -EINVAL;
+	mm = sub->mm;
+	if (!mm)
+		return -ENOENT;
+	/* In a fork child the copy is released first; removing still works. */
+	uhmm_mm_enter(mm);
+
+	uhmm_mutex_lock(&mm->lock);
+	switch (sub->state) {
+	case UHMM_SUB_DEFERRED_INSERT:
+		deferred_del_locked(sub);
+		sub->state = UHMM_SUB_UNLINKED;
+		removed = sub;
+		break;
+	case UHMM_SUB_LINKED:
+		if (mm_colliding(mm)) {
+			deferred_add_locked(mm, sub);
+			sub->state = UHMM_SUB_DEFERRED_REMOVE;
+		} else {
+			uhmm_itree_remove(&mm->itree, &sub->node);
+			sub->state = UHMM_SUB_UNLINKED;
+			removed = sub;
+		}
+		break;
+	default:
+		/* Already removed, or being removed. */
+		uhmm_mutex_unlock(&mm->lock);
+		return -ENOENT;
+	}
+	sub->removed = done;
+	uhmm_mutex_unlock(&mm->lock);
+	removed_finish(removed);
+	return 0;
+}
+
 int uhmm_interval_notifier_arm(struct uhmm_interval_notifier *sub)
 {
 	struct uhmm_mm *mm;
@@ -502,7 +661,8 @@ int uhmm_interval_read_begin_until(struct uhmm_interval_notifier *sub,
 	if (uhmm_mm_forked(mm))
 		uhmm_notifier_release_child(mm);
 	else
-		ret = uhmm_mm_wait_events(mm, mm->strict, deadline_ns);
+		ret = uhmm_mm_wait_events(mm, mm->strict, sub->node.start,
+					  uhmm_sub_end(sub), deadline_ns);
 	if (ret)
 		return ret;
 
@@ -550,6 +710,35 @@ int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
 				     (unsigned long long)timeout_ms * 1000000ULL
 			   : 0,
 		seq);
+}
+
+/*
+ * read_begin()'s two waits, as questions: the clock first (a munmap() that
+ * returned was read before this load, and its window's set_seq is ordered
+ * before the done_ticket that answers "not pending"), then the seqs.
+ */
+int uhmm_interval_read_try_begin(struct uhmm_interval_notifier *sub,
+				 unsigned long *seqp)
+{
+	struct uhmm_mm *mm;
+	unsigned long seq;
+
+	if (!sub || !seqp)
+		return -EINVAL;
+	mm = sub->mm;
+	if (!mm)
+		return -ENOENT;
+	if (uhmm_mm_forked(mm))
+		uhmm_notifier_release_child(mm);
+	else if (mm->source &&
+		 uhmm_clock_pending_range(&mm->source->clock, sub->node.start,
+					  uhmm_sub_end(sub)))
+		return -EAGAIN;
+	seq = READ_ONCE_ACQ(sub->invalidate_seq);
+	if (seq == READ_ONCE_ACQ(mm->invalidate_seq))
+		return -EAGAIN;
+	*seqp = seq;
+	return 0;
 }
 
 /* Model (models/notifier.pml): read_cycle()'s commit step (stale_commit). */

@@ -44,6 +44,13 @@
  * read_begin()'s ticket wait (variants BAD_NO_TICKET_WAIT and, for the
  * dispatcher's own reads, BAD_DISPATCHER_WAITS), checked by hb_missed.
  */
+#define UHMM_CLOCK_RANGES 64
+
+struct uhmm_clock_range {
+	unsigned long ticket;		/* the read it came from */
+	unsigned long start, end;	/* what its event changes */
+};
+
 struct uhmm_event_clock {
 	unsigned long read_ticket;	/* [reader] to write; atomic */
 	struct uhmm_mutex done_lock;	/* never taken by the reader */
@@ -51,6 +58,19 @@ struct uhmm_event_clock {
 					 * a source may wait on it for its
 					 * own progress too (under done_lock) */
 	unsigned long done_ticket;	/* [done_lock] to write; atomic */
+
+	/*
+	 * [reader] to write, atomic: what each read's events change, for
+	 * a wait that concerns one range only (uhmm_clock_wait_range()).
+	 * ranged_ticket is the last read whose ranges are in the ring; a
+	 * ring entry overwritten while its read may not be done yet raises
+	 * lost_ticket; ranges_seq is odd while the reader writes the ring.
+	 */
+	unsigned long ranged_ticket;
+	unsigned long lost_ticket;
+	unsigned long ranges_seq;
+	unsigned long ranges_head;	/* [reader] entries ever written */
+	struct uhmm_clock_range ranges[UHMM_CLOCK_RANGES];
 };
 
 void uhmm_clock_init(struct uhmm_event_clock *c);
@@ -63,6 +83,13 @@ static inline unsigned long uhmm_clock_read_start(struct uhmm_event_clock *c)
 	__atomic_store_n(&c->read_ticket, t, __ATOMIC_SEQ_CST);
 	return t;
 }
+
+/*
+ * The reader, after read t: the ranges its events change (n of them,
+ * possibly none), before the dispatcher may see the read.
+ */
+void uhmm_clock_read_ranges(struct uhmm_event_clock *c, unsigned long t,
+			    const struct uhmm_clock_range *ranges, size_t n);
 
 /* The dispatcher, once every window of read t (and before) is done. */
 void uhmm_clock_done(struct uhmm_event_clock *c, unsigned long t);
@@ -91,6 +118,32 @@ int uhmm_clock_wait_for(struct uhmm_event_clock *c,
  */
 int uhmm_clock_wait_slow(struct uhmm_event_clock *c, unsigned long ticket,
 			 unsigned long long deadline_ns);
+/*
+ * uhmm_clock_wait() for a caller that looks at [start, end) only: it waits
+ * only if a read started before the call is not done and changes that
+ * range, or may (its ranges are not known yet, or were lost).
+ */
+int uhmm_clock_wait_range(struct uhmm_event_clock *c, unsigned long start,
+			  unsigned long end, unsigned long long deadline_ns);
+bool uhmm_clock_pending_range_slow(struct uhmm_event_clock *c,
+				   unsigned long read, unsigned long done,
+				   unsigned long start, unsigned long end);
+
+/*
+ * Would uhmm_clock_wait_range() wait? Never blocks, takes no lock: two
+ * loads when every read is done, a scan of the log otherwise.
+ */
+static inline bool uhmm_clock_pending_range(struct uhmm_event_clock *c,
+					    unsigned long start,
+					    unsigned long end)
+{
+	unsigned long read = __atomic_load_n(&c->read_ticket, __ATOMIC_SEQ_CST);
+	unsigned long done = __atomic_load_n(&c->done_ticket, __ATOMIC_ACQUIRE);
+
+	return done != read &&
+	       uhmm_clock_pending_range_slow(c, read, done, start, end);
+}
+
 static inline int uhmm_clock_wait(struct uhmm_event_clock *c,
 				  unsigned long long deadline_ns)
 {
@@ -150,6 +203,13 @@ struct uhmm_source_ops {
 			   unsigned long start, unsigned long end);
 	/* Stop watching for sub (being removed). */
 	void (*disarm)(struct uhmm_source *src, struct uhmm_interval_notifier *sub);
+	/*
+	 * sub's deferred removal took effect (no window calls it again):
+	 * call uhmm_notifier_removed(sub) soon on the source's own thread,
+	 * outside every lock. Never waits, allocates nothing. NULL: core
+	 * calls it in the thread that ended the removal.
+	 */
+	void (*defer)(struct uhmm_source *src, struct uhmm_interval_notifier *sub);
 	/* Wait until every change made before the call has been dispatched:
 	 * 0, or -EDEADLK from the source's own thread. */
 	int (*sync)(struct uhmm_source *src);
@@ -167,6 +227,12 @@ struct uhmm_source_ops {
 	 * nothing to check. */
 	int (*strict_init)(struct uhmm_source *src);
 };
+
+/*
+ * Finish the deferred removal of sub (uhmm_source_ops.defer): stop
+ * watching for it, drop its reference on the mm, call its done function.
+ */
+void uhmm_notifier_removed(struct uhmm_interval_notifier *sub);
 
 /*
  * Open an mm fed by the source ops (NULL: none - the caller reports every

@@ -436,14 +436,14 @@ static bool range_valid(const struct uhmm_range *r, unsigned long page_size)
 
 /*
  * Has the walk collided with an invalidation? Events already read from the
- * kernel count, and in strict mode those in flight too: wait for their
+ * kernel that change the range count, and in strict mode those in flight too: wait for their
  * dispatch first, until deadline_ns (0: no bound). -EBUSY, -ETIMEDOUT, or 0.
  */
 static int collided(struct uhmm_range *r, unsigned long long deadline_ns)
 {
 	struct uhmm_mm *mm = r->notifier->mm;
 
-	if (uhmm_mm_wait_events(mm, mm->strict, deadline_ns))
+	if (uhmm_mm_wait_events(mm, mm->strict, r->start, r->end, deadline_ns))
 		return -ETIMEDOUT;
 	return uhmm_interval_check_retry(r->notifier, r->notifier_seq) ? -EBUSY
 									: 0;

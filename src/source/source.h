@@ -79,6 +79,11 @@ struct uffd_source {
 	/* Subscriptions armed: none, nothing to probe for. Atomic. */
 	unsigned long narmed;
 
+	/* Subscriptions whose deferred removal took effect, for the
+	 * dispatcher to finish (source_defer()); lock-free, through
+	 * deferred_next. */
+	struct uhmm_interval_notifier *removed;
+
 	/* [dispatcher] REMOVE windows waiting for their zap. */
 	struct uhmm_remove_window *removes;
 	void *barrier_page;		/* see uhmm_prim_mmap_barrier() */

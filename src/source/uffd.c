@@ -784,6 +784,39 @@ static void stack_push(struct uhmm_batch **top, struct uhmm_batch *b)
 		;
 }
 
+/*
+ * A deferred removal took effect, perhaps under a lock of the caller's
+ * (libfabric's mm_lock): its done function runs on the dispatcher, which
+ * holds none. Called from any thread; an eventfd write, no wait.
+ */
+static void source_defer(struct uhmm_source *base,
+			 struct uhmm_interval_notifier *sub)
+{
+	struct uffd_source *src = uffd_of(base);
+
+	sub->deferred_next = __atomic_load_n(&src->removed, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&src->removed, &sub->deferred_next,
+					    sub, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED))
+		;
+	uhmm_prim_eventfd_signal(src->dispatch_fd);
+}
+
+/* The dispatcher: finish what source_defer() handed it. */
+static void finish_removed(struct uffd_source *src)
+{
+	struct uhmm_interval_notifier *sub =
+		__atomic_exchange_n(&src->removed, NULL, __ATOMIC_ACQUIRE);
+
+	while (sub) {
+		struct uhmm_interval_notifier *next = sub->deferred_next;
+
+		sub->deferred_next = NULL;
+		uhmm_notifier_removed(sub);
+		sub = next;
+	}
+}
+
 /* Report batch b dispatched, with the settle requests it answers, and
  * sync requests answered: those only once no REMOVE window is open. */
 static void publish(struct uffd_source *src, const struct uhmm_batch *b)
@@ -827,11 +860,17 @@ static void *dispatcher_main(void *arg)
 		for (; b; b = next) {
 			next = b->next;
 			dispatch_batch(src, b);
+			/* Before the batch answers a sync: a removal
+			 * deferred before uhmm_mm_sync() is finished
+			 * when it returns. */
+			finish_removed(src);
 			publish(src, b);
 			stack_push(&src->spare, b);
 		}
+		finish_removed(src);	/* woken by source_defer() */
 		if (src->removes) {
 			remove_windows_poll(src);
+			finish_removed(src);
 			if (!src->removes)
 				publish(src, NULL);
 		}
@@ -900,6 +939,33 @@ static struct uhmm_batch *batch_get(struct uffd_source *src)
  * its thread has resumed, which sends nothing either.
  */
 #define SETTLE_POLL_US 10
+
+/*
+ * What read b changes, for waits on one range (core's clock): each
+ * event's range, and a move's destination too.
+ */
+static void publish_ranges(struct uffd_source *src,
+			   const struct uhmm_batch *b)
+{
+	struct uhmm_clock_range ranges[2 * UHMM_BATCH_MSGS];
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct uffd_msg *msg = &b->msgs[i];
+		unsigned long start, end;
+		enum uhmm_event event;
+
+		if (!decode(msg, &start, &end, &event))
+			continue;
+		ranges[n++] = (struct uhmm_clock_range){ b->ticket, start, end };
+		if (event == UHMM_EVENT_REMAP)
+			ranges[n++] = (struct uhmm_clock_range){
+				b->ticket, msg->arg.remap.to,
+				msg->arg.remap.to + msg->arg.remap.len
+			};
+	}
+	uhmm_clock_read_ranges(&src->base.clock, b->ticket, ranges, n);
+}
 
 /* Model (models/notifier.pml): proctype uffd_reader. */
 static void *reader_main(void *arg)
@@ -972,6 +1038,7 @@ static void *reader_main(void *arg)
 		}
 		b->settle_seen = settle_answered;
 
+		publish_ranges(src, b);
 		stack_push(&src->pending, b);
 		uhmm_prim_eventfd_signal(src->dispatch_fd);
 
@@ -1311,6 +1378,7 @@ const struct uhmm_source_ops uhmm_uffd_source_ops = {
 	.rearm = source_rearm,
 	.check_armed = source_check_armed,
 	.disarm = source_disarm,
+	.defer = source_defer,
 	.sync = source_sync,
 	.settle = source_settle,
 	.strict_init = source_strict_init,
