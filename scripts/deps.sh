@@ -6,9 +6,13 @@ set -eu
 # Debian packages the build, tests and benchmarks need beyond gcc/make/cmake.
 # liburing-dev: the io_uring device; libucx-dev: the peer that bench/rcache.c
 # compares against; spin: the protocol model (models/); clang and
-# libclang-rt-14-dev (libFuzzer): the fuzzers (fuzz/).
+# libclang-rt-14-dev (libFuzzer): the fuzzers (fuzz/); libfabric-dev:
+# libuhmm_fabric (uhmm as libfabric's memory monitor), and with
+# libibverbs-dev and librdmacm-dev (the headers of the libraries whose
+# functions tests/fabric/fake-verbs.c fakes) the tests and bench-fabric that
+# run libfabric's real MR cache without RDMA hardware.
 PACKAGES="cmake gcc make binutils liburing-dev libucx-dev spin clang
-libclang-rt-14-dev"
+libclang-rt-14-dev libfabric-dev libibverbs-dev librdmacm-dev"
 
 missing=""
 for p in $PACKAGES; do
