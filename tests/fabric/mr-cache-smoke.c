@@ -16,6 +16,10 @@
  *
  * Steps 2 and 3 only print by default: they measure libfabric's monitors,
  * not uhmm. With --strict, a stale registration in step 2 fails the test.
+ * Run with libuhmm_fabric_preload.so preloaded too (fabric-smoke@preload,
+ * no FI_MR_CACHE_MONITOR), the program itself never calls uhmm: it finds
+ * uhmm_fabric_stats() with dlsym, checks that the preloaded monitor
+ * subscribed and notified, and fails on a stale registration in step 3.
  * Exit status: 0 pass, 1 fail, 77 skip (shim not preloaded, no verbs).
  */
 #ifndef _GNU_SOURCE	/* CMake defines it for every file */
@@ -33,6 +37,7 @@
 
 #include "../test.h"
 #include "fake-verbs.h"
+#include "uhmm_fabric.h"
 
 #define BUF_LEN (64 * 1024)
 #define QUIET_GAP (16ULL << 30)
@@ -107,6 +112,10 @@ int main(int argc, char **argv)
 {
 	const char *mon = getenv("FI_MR_CACHE_MONITOR");
 	int strict = argc > 1 && !strcmp(argv[1], "--strict");
+	int (*stats_fn)(struct uhmm_fabric_stats *) =
+		(int (*)(struct uhmm_fabric_stats *))dlsym(RTLD_DEFAULT,
+							   "uhmm_fabric_stats");
+	int imported = stats_fn && !mon;
 	int steps = (int)(20 * t_scale());
 	struct fi_info *hints, *info;
 	struct fid_fabric *fabric;
@@ -204,6 +213,20 @@ int main(int argc, char **argv)
 	REQUIRE(remap_series(&buf, steps, 1, &gen, &marker, &fresh_raw) == 0);
 	printf("munmap+mmap, raw SYS_munmap: %d/%d fresh, %d stale\n",
 	       fresh_raw, steps, steps - fresh_raw);
+	if (imported) {
+		/* The preloaded monitor saw the cache's misses, and no
+		 * munmap got past it. */
+		struct uhmm_fabric_stats s;
+
+		REQUIRE(stats_fn);
+		CHECK_EQ(stats_fn(&s), 0);
+		printf("libuhmm_fabric_preload: subscribed %llu, notified "
+		       "%llu\n", (unsigned long long)s.subscribed,
+		       (unsigned long long)s.notified);
+		CHECK(s.subscribed > 0);
+		CHECK(s.notified > 0);
+		CHECK_EQ(fresh_raw, steps);
+	}
 
 	munmap(buf, BUF_LEN);
 	CHECK_EQ(fi_close(&domain->fid), 0);
