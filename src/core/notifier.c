@@ -148,7 +148,7 @@ void uhmm_notifier_removed(struct uhmm_interval_notifier *sub)
 
 	if (mm->source && !uhmm_mm_forked(mm))
 		mm->source->ops->disarm(mm->source, sub);
-	sub->removed = NULL;
+	__atomic_store_n(&sub->removed, NULL, __ATOMIC_RELAXED);
 	sub->mm = NULL;
 	uhmm_mm_drop(mm);
 	done(sub);
@@ -220,6 +220,10 @@ static int window_call(struct uhmm_mm *mm, struct uhmm_notifier_range *range,
 	for (; node; node = uhmm_itree_next(node, range->start, last)) {
 		struct uhmm_interval_notifier *sub = sub_of(node);
 
+		/* Removed with remove_deferred() before this window opened
+		 * (or while it walks the tree): no new call (uhmm.h). */
+		if (__atomic_load_n(&sub->removed, __ATOMIC_RELAXED))
+			continue;
 		if (sub->ops->invalidate(sub, range, seq))
 			continue;
 		if (!uhmm_range_blockable(range)) {
@@ -599,7 +603,7 @@ int uhmm_interval_notifier_remove_deferred(
 		uhmm_mutex_unlock(&mm->lock);
 		return -ENOENT;
 	}
-	sub->removed = done;
+	__atomic_store_n(&sub->removed, done, __ATOMIC_RELAXED);
 	uhmm_mutex_unlock(&mm->lock);
 	removed_finish(removed);
 	return 0;

@@ -734,6 +734,11 @@ static void dispatch_batch(struct uffd_source *src, struct uhmm_batch *b)
 			remove_window_open(src, start, end, b->read_ns);
 			continue;
 		}
+		/* Gone before its windows open: a check that trusted the
+		 * entry was registered before them (check_mapped_locked()). */
+		uhmm_mutex_lock(&src->arm_lock);
+		known_forget_locked(src, start, end);
+		uhmm_mutex_unlock(&src->arm_lock);
 		for (mm = next_live_mm(src, NULL); mm; mm = next) {
 			count_callback_bug(src, uhmm_mm_invalidate(mm, start,
 								   end, event));
@@ -862,17 +867,22 @@ static void *dispatcher_main(void *arg)
 			dispatch_batch(src, b);
 			/* Before the batch answers a sync: a removal
 			 * deferred before uhmm_mm_sync() is finished
-			 * when it returns. */
-			finish_removed(src);
+			 * when it returns. Not while a REMOVE window of
+			 * this thread's is open (a sync is not answered
+			 * then either): done may wait for windows. */
+			if (!src->removes)
+				finish_removed(src);
 			publish(src, b);
 			stack_push(&src->spare, b);
 		}
-		finish_removed(src);	/* woken by source_defer() */
+		if (!src->removes)
+			finish_removed(src);	/* woken by source_defer() */
 		if (src->removes) {
 			remove_windows_poll(src);
-			finish_removed(src);
-			if (!src->removes)
+			if (!src->removes) {
+				finish_removed(src);
 				publish(src, NULL);
+			}
 		}
 		if (!src->removes) {
 			uhmm_prim_wait2(src->dispatch_fd, -1, -1);
