@@ -483,7 +483,9 @@ UHMM_API int uhmm_interval_notifier_insert(
  *   -EFAULT      REQUIRE_MAPPED: a page of the range lies in no mapping,
  *                or in a mapping created after the range was armed
  *   -EAGAIN      REQUIRE_MAPPED: an invalidation window opened over the
- *                range while it was being checked; nothing was inserted
+ *                range while it was being armed and checked (the range
+ *                changed, or an earlier change of it was still being
+ *                dispatched); nothing was inserted: try again
  *   -EOPNOTSUPP  REQUIRE_MAPPED on an mm opened with UHMM_MM_NO_MONITOR:
  *                only the kernel event source can tell later unmaps, so
  *                there is nothing to check against

@@ -570,7 +570,7 @@ static void wait_changes(long n)
 
 static void churn(struct uhmm_mm *mm)
 {
-	int gens = (int)(CHURN_GENERATIONS * t_scale());
+	int gens = (int)(CHURN_GENERATIONS * t_scale()) ?: 1;
 	long by_callback = 0, by_main = 0, total = 0;
 	char *area = t_map(CHURN_PAGES);
 	unsigned int seed = 11;

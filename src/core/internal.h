@@ -73,8 +73,8 @@ struct uhmm_mm {
 	bool child_released;	/* [lock] the child delivered RELEASE */
 };
 
-/* An insert with UHMM_INSERT_REQUIRE_MAPPED, between its check and its
- * link into the tree; on the insert's stack. */
+/* An insert with UHMM_INSERT_REQUIRE_MAPPED, from before it arms until it
+ * links its subscription into the tree; on the insert's stack. */
 struct uhmm_insert_check {
 	unsigned long start, last;
 	bool hit;			/* [mm->lock] a window opened over it */

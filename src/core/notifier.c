@@ -383,43 +383,51 @@ void uhmm_notifier_release_child(struct uhmm_mm *mm)
 }
 
 /*
- * UHMM_INSERT_REQUIRE_MAPPED, between arming and linking (mm->lock held
- * on entry and on return): is every page of sub's range in a mapping the
- * source watches? The answer must hold from the check on, so the check
- * comes after arming - a mapping removed later sends its event - and a
- * window that opens over the range before sub is in the tree, which would
- * not call sub, marks the check instead (window_open_locked()).
- * 0, -EFAULT, -EAGAIN, or the source's error.
+ * UHMM_INSERT_REQUIRE_MAPPED: is every page of sub's range, armed, in a
+ * mapping the source watches? The answer must hold from the check on, so
+ * it is asked after arming - a mapping removed later sends its event -
+ * and every window that opens over the range from before arming until sub
+ * is linked, which would not call sub, marks the insert's check instead
+ * (window_open_locked()): then the range changed, or may have, while it
+ * was armed and checked, and the insert says -EAGAIN. That also covers a
+ * mapping the source believed armed because an earlier unmap there was
+ * not dispatched yet: its window comes after the check was added.
  */
-static int check_mapped_locked(struct uhmm_mm *mm,
-			       struct uhmm_interval_notifier *sub)
+static void insert_check_add(struct uhmm_mm *mm, struct uhmm_insert_check *c)
 {
-	struct uhmm_insert_check check = {
-		.start = sub->node.start,
-		.last = sub->node.last,
-		.next = mm->insert_checks,
-	};
-	struct uhmm_insert_check **pp;
-	int ret;
-
-	mm->insert_checks = &check;
-	uhmm_mutex_unlock(&mm->lock);
-	ret = mm->source->ops->check_armed(mm->source, sub, sub->node.start,
-					   uhmm_sub_end(sub));
 	uhmm_mutex_lock(&mm->lock);
-	for (pp = &mm->insert_checks; *pp != &check; pp = &(*pp)->next)
+	c->next = mm->insert_checks;
+	mm->insert_checks = c;
+	uhmm_mutex_unlock(&mm->lock);
+}
+
+/* Returns whether a window hit it. */
+static bool insert_check_del_locked(struct uhmm_mm *mm,
+				    struct uhmm_insert_check *c)
+{
+	struct uhmm_insert_check **pp;
+
+	uhmm_lock_assert_held(&mm->lock);
+	for (pp = &mm->insert_checks; *pp != c; pp = &(*pp)->next)
 		;
-	*pp = check.next;
-	switch (ret) {
+	*pp = c->next;
+	return c->hit;
+}
+
+/* The source's answer, as insert_flags() returns it. */
+static int check_mapped(struct uhmm_mm *mm, struct uhmm_interval_notifier *sub)
+{
+	switch (mm->source->ops->check_armed(mm->source, sub, sub->node.start,
+					     uhmm_sub_end(sub))) {
 	case 0:
-		return check.hit ? -EAGAIN : 0;
+		return 0;
 	case -ENOENT:	/* a hole */
 	case -EAGAIN:	/* a mapping not armed: created after arming */
 		return -EFAULT;
 	case -ENOTTY:	/* no PAGEMAP_SCAN: the check cannot be made */
 		return -EOPNOTSUPP;
 	default:
-		return ret;
+		return -ENOMEM;
 	}
 }
 
@@ -438,6 +446,8 @@ int uhmm_interval_notifier_insert_flags(
 	unsigned long start, unsigned long length,
 	const struct uhmm_interval_notifier_ops *ops, unsigned int flags)
 {
+	bool require_mapped = flags & UHMM_INSERT_REQUIRE_MAPPED;
+	struct uhmm_insert_check check = { 0 };
 	unsigned long last;
 	int ret;
 
@@ -449,7 +459,7 @@ int uhmm_interval_notifier_insert_flags(
 	ret = uhmm_mm_enter(mm);
 	if (ret)
 		return ret;
-	if ((flags & UHMM_INSERT_REQUIRE_MAPPED) && !mm->source)
+	if (require_mapped && !mm->source)
 		return -EOPNOTSUPP;
 
 	sub->node.start = start;
@@ -460,17 +470,23 @@ int uhmm_interval_notifier_insert_flags(
 	sub->removed = NULL;
 	memset(sub->source_private, 0, sizeof(sub->source_private));
 
+	if (require_mapped) {
+		check.start = start;
+		check.last = last;
+		insert_check_add(mm, &check);
+	}
 	/* Armed before it can be called, so no change after insert()
 	 * returns goes unseen. */
-	if (mm->source) {
+	if (mm->source)
 		ret = mm->source->ops->arm(mm->source, mm, sub);
-		if (ret)
-			return ret;
-	}
+	if (!ret && require_mapped)
+		ret = check_mapped(mm, sub);
 
 	uhmm_mutex_lock(&mm->lock);
-	if (!mm->dead && (flags & UHMM_INSERT_REQUIRE_MAPPED))
-		ret = check_mapped_locked(mm, sub);
+	/* The range changed meanwhile: whatever the check saw may be gone. */
+	if (require_mapped && insert_check_del_locked(mm, &check) &&
+	    (!ret || ret == -EFAULT))
+		ret = -EAGAIN;
 	if (mm->dead || ret) {
 		uhmm_mutex_unlock(&mm->lock);
 		if (mm->source)

@@ -46,7 +46,7 @@
 
 static struct fid_mem_monitor *monitor;	/* what fi_import() handed us */
 static pthread_mutex_t mm_lock;		/* libfabric's */
-static bool flavour_21;			/* notify() unsubscribes */
+static bool flavour_21;			/* atomic: notify() unsubscribes */
 static unsigned long notify_calls, notify_relocks;	/* [atomic] */
 
 /* libfabric's cache, as far as notify() needs it: the subscribed keys. */
@@ -98,7 +98,7 @@ static void fake_notify(struct fid_mem_monitor *mon, const void *addr,
 
 		if (!cache[i].len || cs >= e || s >= cs + cache[i].len)
 			continue;
-		if (flavour_21)
+		if (__atomic_load_n(&flavour_21, __ATOMIC_RELAXED))
 			monitor->export_ops->unsubscribe(monitor, cache[i].addr,
 							 cache[i].len);
 		cache[i].len = 0;
@@ -458,7 +458,7 @@ static void run(bool v21)
 
 	if (rounds < 20)
 		rounds = 20;
-	flavour_21 = v21;
+	__atomic_store_n(&flavour_21, v21, __ATOMIC_RELAXED);
 	printf("== libfabric %s semantics\n", v21 ? "2.1" : "1.17");
 	changes_are_seen(rounds);
 	holes_are_refused();
