@@ -84,13 +84,14 @@ enum range_state {
 };
 
 struct range {
-	struct uhmm_interval_notifier sub;
+	/* What valid() reads first, in one cache line with sub's head. */
 	uintptr_t addr;			/* libfabric's, exactly (the key) */
 	size_t len;
+	struct range *hnext;		/* [mm_lock] hash chain */
 	unsigned long seq;		/* sub's seq when it was subscribed */
 	unsigned int state;		/* atomic: enum range_state */
 	bool ordered;			/* [mm_lock] on the order list */
-	struct range *hnext;		/* [mm_lock] hash chain */
+	struct uhmm_interval_notifier sub;
 	/* [mm_lock] ordered: the order list. [lock] the reap list, through
 	 * reap_next; FREE: the free list (next). */
 	struct range *prev, *next, *reap_next;
