@@ -250,6 +250,15 @@ static bool invalidate(struct uhmm_interval_notifier *sub,
 	struct fabric_monitor *fm = the_monitor;
 	struct range *r = range_of(sub);
 
+	/*
+	 * fork()'s write protection: a NIC registration pins its pages, and
+	 * the kernel gives the child copies of pinned pages and leaves the
+	 * parent's in place (uhmm.h, uhmm_mm_open()), so the registration
+	 * stays right - and notify() there would run inside uhmm's fork
+	 * handler. Nothing to do.
+	 */
+	if (range->event == UHMM_EVENT_PROTECTION)
+		return true;
 	/* notify() takes mm_lock: a window that may not sleep (libuhmm_hooks
 	 * in the unmapping thread) is left to the kernel's event. */
 	if (!uhmm_range_blockable(range))

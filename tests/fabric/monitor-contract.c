@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rdma/fabric.h>
@@ -377,6 +378,37 @@ static void no_leak(void)
 	       refusals);
 }
 
+/*
+ * fork() write-protects private memory in the parent (uhmm's PROTECTION
+ * window), but a NIC registration pins its pages, which the kernel leaves
+ * in place: the registration stays right and libfabric hears nothing.
+ */
+static void fork_keeps(void)
+{
+#ifdef __SANITIZE_THREAD__
+	printf("fork: skipped (ThreadSanitizer cannot fork a threaded "
+	       "process)\n");
+#else
+	char *p = map(1);
+	unsigned long n;
+	int status;
+	pid_t pid;
+
+	REQUIRE(subscribe_settled(p, page) == 0);
+	REQUIRE(valid_settled(p, page));
+	n = __atomic_load_n(&notify_calls, __ATOMIC_RELAXED);
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	CHECK(valid(p, page));
+	CHECK_EQ(__atomic_load_n(&notify_calls, __ATOMIC_RELAXED), n);
+	printf("fork: the registration stays valid, nothing notified\n");
+	munmap(p, page);
+#endif
+}
+
 /* Two caches (domains) subscribe the same key: stale for both at once. */
 static void shared_key(void)
 {
@@ -465,6 +497,7 @@ static void run(bool v21)
 	eviction();
 	no_leak();
 	shared_key();
+	fork_keeps();
 	no_deadlock(rounds);
 }
 
