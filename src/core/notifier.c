@@ -424,6 +424,11 @@ static int check_mapped(struct uhmm_mm *mm, struct uhmm_interval_notifier *sub)
 	case -ENOENT:	/* a hole */
 	case -EAGAIN:	/* a mapping not armed: created after arming */
 		return -EFAULT;
+	case -EBUSY:	/* not armed, and a change of the range is not yet
+			 * dispatched: arming may have trusted what it
+			 * replaced (the source's known mappings). Its window
+			 * is still to come: as if it had opened. */
+		return -EAGAIN;
 	case -ENOTTY:	/* no PAGEMAP_SCAN: the check cannot be made */
 		return -EOPNOTSUPP;
 	default:
@@ -654,10 +659,12 @@ int uhmm_mm_check_armed(struct uhmm_interval_notifier *sub,
 			unsigned long start, unsigned long end)
 {
 	struct uhmm_mm *mm = sub->mm;
+	int ret = mm->source ? mm->source->ops->check_armed(mm->source, sub,
+							    start, end)
+			     : 0;
 
-	return mm->source ? mm->source->ops->check_armed(mm->source, sub,
-							 start, end)
-			  : 0;
+	/* Armed now, whatever kept it from being armed before. */
+	return ret == -EBUSY ? -EAGAIN : ret;
 }
 
 /*

@@ -197,7 +197,9 @@ struct uhmm_source_ops {
 	 * created since; a no-op once sub is disarmed. */
 	int (*rearm)(struct uhmm_source *src, struct uhmm_interval_notifier *sub,
 		     unsigned long start, unsigned long end);
-	/* Is every page of [start, end) watched? uhmm_mm_check_armed(). */
+	/* Is every page of [start, end) watched? uhmm_mm_check_armed(),
+	 * and -EBUSY for its -EAGAIN while a change of the range may not be
+	 * dispatched yet (the mapping may predate the arming). */
 	int (*check_armed)(struct uhmm_source *src,
 			   struct uhmm_interval_notifier *sub,
 			   unsigned long start, unsigned long end);

@@ -365,12 +365,32 @@ static int source_rearm(struct uhmm_source *base,
 }
 
 /*
+ * Is a change of [start, end) in flight, or read and not yet dispatched?
+ * The probe first: an event it no longer sees was read, and its read
+ * started - counted by the clock - before. (Any event in flight answers
+ * yes; a probe that fails answers no.)
+ */
+static bool change_pending(struct uffd_source *src, unsigned long start,
+			   unsigned long end)
+{
+	return uhmm_prim_uffd_changing(src->uffd) > 0 ||
+	       uhmm_clock_pending_range(&src->base.clock, start, end);
+}
+
+/*
  * A mapping created in a hole of sub's range after the range was armed is
  * not registered: neither its mmap() nor its munmap() sends an event, so
  * whatever a device read from it would never be invalidated. One
  * PAGEMAP_SCAN reads the registration of every mapping in the range at
  * one instant (uhmm_prim_pagemap_wp_coverage()); a mapping it finds
  * unregistered is armed here, and the caller reads again.
+ *
+ * Such a mapping may also be one that arming skipped: a known entry of
+ * the mapping it replaced, whose UNMAP or REMAP is not dispatched yet
+ * (the dispatcher forgets the entry then; a range over two entries, or
+ * an entry forgotten between arming and the check - its owner's disarm,
+ * or the dispatcher just before that event's windows - is scanned). Then
+ * the answer is -EBUSY: that change's window is still to come.
  *
  * The scan runs outside arm_lock: it walks the range's page tables, and
  * the dispatcher takes arm_lock after events. arm_of(sub)->armed is read under
@@ -400,7 +420,9 @@ static int source_check_armed(struct uhmm_source *base,
 		return -ENOENT;
 	case UHMM_PRIM_WP_MISSING:
 		ret = source_rearm(base, sub, start, end);
-		return ret ? ret : -EAGAIN;
+		if (ret)
+			return ret;
+		return change_pending(src, start, end) ? -EBUSY : -EAGAIN;
 	case -EINVAL:
 		return -ENOTTY;	/* no PAGEMAP_SCAN: Linux before 6.7 */
 	default:
