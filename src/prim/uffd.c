@@ -220,10 +220,29 @@ void uhmm_prim_eventfd_drain(int fd)
 	(void)!read(fd, &v, sizeof(v));
 }
 
+#ifdef __SANITIZE_THREAD__
+/* ThreadSanitizer's own mmap(), not libc's symbol (libuhmm_hooks may
+ * replace that one, and its re-arming takes locks the reader must not). */
+void *__interceptor_mmap(void *addr, size_t len, int prot, int flags, int fd,
+			 off_t offset);
+#endif
+
 void *uhmm_prim_map_anon(size_t len)
 {
+#ifdef __SANITIZE_THREAD__
+	/*
+	 * ThreadSanitizer learns that memory is fresh only from an mmap() it
+	 * intercepts. After an application's raw munmap system call, a raw
+	 * mmap here at the same address would leave the shadow of the old
+	 * pages' accesses, and uhmm's first writes to its own memory would be
+	 * reported as races with them (seen in tests/stress.c).
+	 */
+	void *p = __interceptor_mmap(NULL, len, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#else
 	void *p = uhmm_prim_sys_mmap(NULL, len, PROT_READ | PROT_WRITE,
 				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#endif
 
 	return p == MAP_FAILED ? NULL : p;
 }
