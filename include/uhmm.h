@@ -832,7 +832,12 @@ UHMM_API int uhmm_range_fault_lock(struct uhmm_range *range,
 
 struct uhmm_rcache;
 
-/* What uhmm_rcache_get() returns: read-only for the caller. */
+/*
+ * What uhmm_rcache_get() returns: read-only for the caller. Each CPU has
+ * its own copy of a region's (so hits share no cache line): two gets of
+ * one region may return different pointers. Tell regions apart by handle,
+ * and put the pointer the get returned.
+ */
 struct uhmm_region {
 	void *addr;		/* page aligned, covers the request */
 	size_t len;
@@ -884,7 +889,7 @@ struct uhmm_rcache_stats {
 	unsigned long misses;		/* gets that registered a region */
 	unsigned long invalidations;	/* regions invalidated by a change */
 	unsigned long evictions;	/* idle regions evicted for the limits */
-	unsigned long deregistrations;	/* ops->dereg calls */
+	unsigned long deregistrations;	/* ops->dereg calls returned */
 	unsigned long regions;		/* registered now, or being
 					 * registered or deregistered */
 	unsigned long bytes_registered;	/* the same, in bytes */

@@ -368,10 +368,12 @@ static bool region_invalidate(struct uhmm_interval_notifier *sub,
 	uhmm_mutex_unlock(&r->lock);
 	if (!killed)
 		return true;
+	/* Counted before the worker can deregister it: the stats never show
+	 * the deregistration of an invalidation they do not count. */
+	__atomic_fetch_add(&r->rc->invalidations, 1, __ATOMIC_RELAXED);
 	/* No retirement here: the dispatcher must not wait for a device,
 	 * nor for rc->lock. */
 	queue_dead(r);	/* if no one holds it */
-	__atomic_fetch_add(&r->rc->invalidations, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -607,6 +609,7 @@ static struct hold *lookup_locked(struct uhmm_rcache *rc, struct lookup *l)
 
 /* ---- retiring ---- */
 
+/* A registration no region was counted for (a miss's retry). */
 static void device_dereg(struct uhmm_rcache *rc, uint64_t handle)
 {
 	rc->ops->dereg(rc->dev, handle);
@@ -623,9 +626,11 @@ static void retire(struct uhmm_rcache *rc, struct region *r)
 {
 	size_t len = r->end - r->start;
 
-	device_dereg(rc, r->handle);
+	rc->ops->dereg(rc->dev, r->handle);
 	uhmm_interval_notifier_remove(&r->sub);
 	uhmm_mutex_lock(&rc->lock);
+	/* One step for the stats: the region goes as its dereg is counted. */
+	__atomic_fetch_add(&rc->deregistrations, 1, __ATOMIC_RELAXED);
 	rc->nregions--;
 	rc->nbytes -= len;
 	rc->nleaving--;
@@ -1279,10 +1284,10 @@ int uhmm_rcache_stats(struct uhmm_rcache *rc, struct uhmm_rcache_stats *st)
 	st->evictions = rc->evictions;
 	st->regions = rc->nregions;
 	st->bytes_registered = rc->nbytes;
-	uhmm_mutex_unlock(&rc->lock);
 	st->invalidations = __atomic_load_n(&rc->invalidations,
 					    __ATOMIC_RELAXED);
 	st->deregistrations = __atomic_load_n(&rc->deregistrations,
 					      __ATOMIC_RELAXED);
+	uhmm_mutex_unlock(&rc->lock);
 	return 0;
 }
