@@ -416,6 +416,19 @@ static struct region *region_alloc_locked(struct uhmm_rcache *rc)
 	return r;
 }
 
+/*
+ * Under rc->lock: move r's hits to the cache's count. Done as r leaves the
+ * index, where the stats stop finding it, so they never count fewer hits
+ * than before, and again as it is freed.
+ */
+static void collect_hits_locked(struct uhmm_rcache *rc, struct region *r)
+{
+	uhmm_lock_assert_held(&rc->lock);
+	for (unsigned int s = 0; s < rc->nshards; s++)
+		rc->retired_hits += __atomic_exchange_n(&hold_of(r, s)->hits,
+							0, __ATOMIC_RELAXED);
+}
+
 /* Under rc->lock, once r is out of the index and has no notifier. */
 static void region_free_locked(struct uhmm_rcache *rc, struct region *r)
 {
@@ -429,13 +442,10 @@ static void region_free_locked(struct uhmm_rcache *rc, struct region *r)
 	uhmm_mutex_lock(&rc->dead_lock);
 	__atomic_fetch_add(&r->incarnation, 1, __ATOMIC_SEQ_CST);
 	uhmm_mutex_unlock(&rc->dead_lock);
-	for (unsigned int s = 0; s < rc->nshards; s++) {
-		struct hold *h = hold_of(r, s);
-
-		__atomic_fetch_add(&h->incarnation, 1, __ATOMIC_SEQ_CST);
-		rc->retired_hits += __atomic_exchange_n(&h->hits, 0,
-							__ATOMIC_RELAXED);
-	}
+	for (unsigned int s = 0; s < rc->nshards; s++)
+		__atomic_fetch_add(&hold_of(r, s)->incarnation, 1,
+				   __ATOMIC_SEQ_CST);
+	collect_hits_locked(rc, r);	/* of readers that came late */
 	r->next = rc->free;
 	rc->free = r;
 }
@@ -502,6 +512,7 @@ static void unindex_locked(struct uhmm_rcache *rc, struct region *r)
 	}
 	rc->nindexed--;
 	rc->nleaving++;
+	collect_hits_locked(rc, r);
 }
 
 /* ---- lookup ---- */
