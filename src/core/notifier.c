@@ -528,11 +528,42 @@ int uhmm_interval_notifier_insert_flags(
 
 /* Model (models/notifier.pml): remove_B(); variant BAD_REMOVE_NO_WAIT,
  * checked by remove_while_cb and cb_after_remove. */
+/*
+ * Take sub out of mm, under mm->lock: at once if no window can be calling
+ * it (1), else (0) when the last window open now closes, which then
+ * finishes the removal (apply_deferred_locked()); -ENOENT if it is already
+ * removed, or being removed by another thread.
+ */
+static int unlink_or_defer_locked(struct uhmm_mm *mm,
+				  struct uhmm_interval_notifier *sub)
+{
+	uhmm_lock_assert_held(&mm->lock);
+	switch (sub->state) {
+	case UHMM_SUB_DEFERRED_INSERT:
+		/* Never reached the tree, so no window can be calling it. */
+		deferred_del_locked(sub);
+		break;
+	case UHMM_SUB_LINKED:
+		if (mm_colliding(mm)) {
+			deferred_add_locked(mm, sub);
+			sub->state = UHMM_SUB_DEFERRED_REMOVE;
+			return 0;
+		}
+		uhmm_itree_remove(&mm->itree, &sub->node);
+		break;
+	default:
+		return -ENOENT;
+	}
+	sub->state = UHMM_SUB_UNLINKED;
+	return 1;
+}
+
 int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 {
 	struct uhmm_mm *mm;
-	unsigned long seq = 0;
+	unsigned long seq;
 	bool forked;
+	int ret;
 
 	if (!sub)
 		return -EINVAL;
@@ -546,28 +577,13 @@ int uhmm_interval_notifier_remove(struct uhmm_interval_notifier *sub)
 	forked = uhmm_mm_enter(mm) != 0;
 
 	uhmm_mutex_lock(&mm->lock);
-	switch (sub->state) {
-	case UHMM_SUB_DEFERRED_INSERT:
-		/* Never reached the tree, so no window can be calling it. */
-		deferred_del_locked(sub);
-		sub->state = UHMM_SUB_UNLINKED;
-		break;
-	case UHMM_SUB_LINKED:
-		if (mm_colliding(mm)) {
-			deferred_add_locked(mm, sub);
-			sub->state = UHMM_SUB_DEFERRED_REMOVE;
-			seq = mm->invalidate_seq;
-		} else {
-			uhmm_itree_remove(&mm->itree, &sub->node);
-			sub->state = UHMM_SUB_UNLINKED;
-		}
-		break;
-	default:
-		/* Already removed, or being removed by another thread. */
+	ret = unlink_or_defer_locked(mm, sub);
+	if (ret < 0) {
 		uhmm_mutex_unlock(&mm->lock);
-		return -ENOENT;
+		return ret;
 	}
 	/* A window may be calling sub right now: wait until all have closed. */
+	seq = ret ? 0 : mm->invalidate_seq;
 	while (seq && mm->invalidate_seq == seq)
 		uhmm_cond_wait(&mm->wq, &mm->lock);
 	uhmm_mutex_unlock(&mm->lock);
@@ -591,8 +607,8 @@ int uhmm_interval_notifier_remove_deferred(
 	struct uhmm_interval_notifier *sub,
 	void (*done)(struct uhmm_interval_notifier *sub))
 {
-	struct uhmm_interval_notifier *removed = NULL;
 	struct uhmm_mm *mm;
+	int ret;
 
 	if (!sub || !done)
 		return -EINVAL;
@@ -603,30 +619,13 @@ int uhmm_interval_notifier_remove_deferred(
 	uhmm_mm_enter(mm);
 
 	uhmm_mutex_lock(&mm->lock);
-	switch (sub->state) {
-	case UHMM_SUB_DEFERRED_INSERT:
-		deferred_del_locked(sub);
-		sub->state = UHMM_SUB_UNLINKED;
-		removed = sub;
-		break;
-	case UHMM_SUB_LINKED:
-		if (mm_colliding(mm)) {
-			deferred_add_locked(mm, sub);
-			sub->state = UHMM_SUB_DEFERRED_REMOVE;
-		} else {
-			uhmm_itree_remove(&mm->itree, &sub->node);
-			sub->state = UHMM_SUB_UNLINKED;
-			removed = sub;
-		}
-		break;
-	default:
-		/* Already removed, or being removed. */
-		uhmm_mutex_unlock(&mm->lock);
-		return -ENOENT;
-	}
-	__atomic_store_n(&sub->removed, done, __ATOMIC_RELAXED);
+	ret = unlink_or_defer_locked(mm, sub);
+	if (ret >= 0)
+		__atomic_store_n(&sub->removed, done, __ATOMIC_RELAXED);
 	uhmm_mutex_unlock(&mm->lock);
-	removed_finish(removed);
+	if (ret < 0)
+		return ret;
+	removed_finish(ret ? sub : NULL);
 	return 0;
 }
 
