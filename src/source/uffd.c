@@ -801,15 +801,21 @@ static struct uhmm_batch *take_pending(struct uffd_source *src)
 	return oldest_first;
 }
 
-/* Lock-free push; the other side takes the whole stack at once, so a
- * node cannot come back to the top behind the compare (no ABA). */
-static void stack_push(struct uhmm_batch **top, struct uhmm_batch *b)
-{
-	b->next = __atomic_load_n(top, __ATOMIC_RELAXED);
-	while (!__atomic_compare_exchange_n(top, &b->next, b, true,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-		;
-}
+/*
+ * Lock-free push of node on the stack at *top, linked through its field
+ * link; the other side takes the whole stack at once (an exchange), so a
+ * node cannot come back to the top behind the compare (no ABA). A macro:
+ * the stacks hold batches and subscriptions.
+ */
+#define STACK_PUSH(top, node, link)                                            \
+	do {                                                                   \
+		(node)->link = __atomic_load_n((top), __ATOMIC_RELAXED);       \
+		while (!__atomic_compare_exchange_n((top), &(node)->link,      \
+						    (node), true,              \
+						    __ATOMIC_RELEASE,          \
+						    __ATOMIC_RELAXED))         \
+			;                                                      \
+	} while (0)
 
 /*
  * A deferred removal took effect, perhaps under a lock of the caller's
@@ -821,11 +827,7 @@ static void source_defer(struct uhmm_source *base,
 {
 	struct uffd_source *src = uffd_of(base);
 
-	sub->deferred_next = __atomic_load_n(&src->removed, __ATOMIC_RELAXED);
-	while (!__atomic_compare_exchange_n(&src->removed, &sub->deferred_next,
-					    sub, true, __ATOMIC_RELEASE,
-					    __ATOMIC_RELAXED))
-		;
+	STACK_PUSH(&src->removed, sub, deferred_next);
 	uhmm_prim_eventfd_signal(src->dispatch_fd);
 }
 
@@ -895,7 +897,7 @@ static void *dispatcher_main(void *arg)
 			if (!src->removes)
 				finish_removed(src);
 			publish(src, b);
-			stack_push(&src->spare, b);
+			STACK_PUSH(&src->spare, b, next);
 		}
 		if (!src->removes)
 			finish_removed(src);	/* woken by source_defer() */
@@ -1071,7 +1073,7 @@ static void *reader_main(void *arg)
 		b->settle_seen = settle_answered;
 
 		publish_ranges(src, b);
-		stack_push(&src->pending, b);
+		STACK_PUSH(&src->pending, b, next);
 		uhmm_prim_eventfd_signal(src->dispatch_fd);
 
 		if (n > 0 && spin_ns)
