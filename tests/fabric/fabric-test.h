@@ -136,16 +136,7 @@ static inline void ft_domain_open(struct ft_domain *d)
 {
 	int ret;
 
-	d->hints = fi_allocinfo();
-	REQUIRE(d->hints);
-	d->hints->ep_attr->type = FI_EP_DGRAM;
-	d->hints->caps = FI_MSG;
-	/* verbs' FI_EP_DGRAM requires FI_MSG_PREFIX. */
-	d->hints->mode = FI_MSG_PREFIX | FI_CONTEXT;
-	d->hints->fabric_attr->prov_name = strdup("verbs");
-	d->hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR |
-					 FI_MR_ALLOCATED | FI_MR_PROV_KEY;
-	ret = fi_getinfo(FI_VERSION(1, 17), NULL, NULL, 0, d->hints, &d->info);
+	ret = fake_verbs_getinfo(&d->hints, &d->info);
 	if (ret) {
 		/* The shim is loaded: verbs must show up. */
 		fprintf(stderr, "fi_getinfo(verbs, FI_EP_DGRAM): %s\n",

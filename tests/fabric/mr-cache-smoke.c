@@ -139,16 +139,7 @@ int main(int argc, char **argv)
 		     "crashes TSan");
 #endif
 
-	hints = fi_allocinfo();
-	REQUIRE(hints);
-	hints->ep_attr->type = FI_EP_DGRAM;
-	hints->caps = FI_MSG;
-	/* verbs' FI_EP_DGRAM requires FI_MSG_PREFIX. */
-	hints->mode = FI_MSG_PREFIX | FI_CONTEXT;
-	hints->fabric_attr->prov_name = strdup("verbs");
-	hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR |
-				      FI_MR_ALLOCATED | FI_MR_PROV_KEY;
-	ret = fi_getinfo(FI_VERSION(1, 17), NULL, NULL, 0, hints, &info);
+	ret = fake_verbs_getinfo(&hints, &info);
 	if (ret) {
 		fprintf(stderr, "fi_getinfo(verbs, FI_EP_DGRAM): %s\n",
 			fi_strerror(-ret));
