@@ -1,5 +1,5 @@
 # Entry points; CMake does the building. See README.md.
-#   make run     build (Release) and run the main job: uhmm probe
+#   make run     build (Release) and run the main job: uhmm demo
 #   make check   build and run the whole test suite: Release (with the
 #                spin model and a short stress run), ASan+UBSan (Debug
 #                build), TSan (all but the fork tests), then the fuzzers
@@ -22,7 +22,7 @@ release: deps
 	cmake --build build/release -j $(JOBS)
 
 run: release
-	build/release/uhmm probe
+	build/release/uhmm demo
 
 check: check-release check-asan check-tsan check-fuzz
 

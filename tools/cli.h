@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 int cmd_probe(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 /* "EPERM"; other libcs than glibc get "errno 1". */
 const char *errname(int err);

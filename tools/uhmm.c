@@ -16,6 +16,9 @@ static const char usage[] =
     "  probe [--json]  report what this kernel and process allow, and\n"
     "                  which uhmm features work here; --json prints one\n"
     "                  JSON object (null: unknown, or unlimited memlock)\n"
+    "  demo [--json]   show a stale io_uring fixed-buffer read after an\n"
+    "                  address is reused without uhmm, and the read\n"
+    "                  landing right with uhmm; --json: one JSON object\n"
     "  help            show this help (also --help)\n";
 
 static const struct command {
@@ -23,6 +26,7 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{"probe", cmd_probe},
+	{"demo", cmd_demo},
 };
 
 /* "EPERM"; glibc knows every name, other libcs get the number. */
