@@ -5,12 +5,18 @@
 #                build), TSan (all but the fork tests), then the fuzzers
 #                (clang, a bounded run each)
 #   make bench   build (Release) and run the benchmarks
+#   make install build (Release) and install the libraries (shared and
+#                static), headers, pkg-config files, the uhmm command and
+#                the man pages under PREFIX (/usr/local), staged under
+#                DESTDIR if set
 JOBS ?= $(shell nproc)
 # Long tests run a shorter pass under the sanitizers (they say so).
 SANITIZER_SCALE ?= 0.2
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 .PHONY: all deps release run check check-release check-asan check-tsan check-fuzz \
-	bench clean
+	bench install clean
 
 all: release
 
@@ -50,6 +56,12 @@ check-fuzz: deps
 
 bench: release
 	@for b in build/release/bench-*; do echo "== $$b"; $$b || exit 1; done
+
+# The prefix is given at install time, not configure time, so that
+# build/release stays the one Release build; the pkg-config files are
+# written then too, with this prefix (pkgconfig/install-pc.cmake).
+install: release
+	DESTDIR="$(DESTDIR)" cmake --install build/release --prefix "$(PREFIX)"
 
 clean:
 	rm -rf build
