@@ -4,7 +4,9 @@
 #                spin model and a short stress run), ASan+UBSan (Debug
 #                build), TSan (all but the fork tests), then the fuzzers
 #                (clang, a bounded run each)
-#   make bench   build (Release) and run the benchmarks
+#   make bench   build (Release) and run the benchmarks: `uhmm bench`, one
+#                table of figures against their baselines (about 5 min);
+#                BENCH_ARGS="--plot DIR" also draws plots, "--json" for JSON
 #   make install build (Release) and install the libraries (shared and
 #                static), headers, pkg-config files, the uhmm command and
 #                the man pages under PREFIX (/usr/local), staged under
@@ -55,7 +57,7 @@ check-fuzz: deps
 	cd build/fuzz && ctest --output-on-failure -L fuzz
 
 bench: release
-	@for b in build/release/bench-*; do echo "== $$b"; $$b || exit 1; done
+	build/release/uhmm bench $(BENCH_ARGS)
 
 # The prefix is given at install time, not configure time, so that
 # build/release stays the one Release build; the pkg-config files are

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Small helpers shared by uhmm's benchmark programs: a monotonic clock, the
- * median of repeated runs, a seeded PRNG and a shuffle. Benchmarks print
- * figures and never assert on time; the machine they run on is shared and
- * noisy, so every figure is the median of several runs.
+ * median of repeated runs, a seeded PRNG and a shuffle, a scale factor and
+ * machine-readable records of the figures. Benchmarks print figures and
+ * never assert on time; the machine they run on is shared and noisy, so
+ * every figure is the median of several runs.
  */
 #ifndef UHMM_BENCH_H
 #define UHMM_BENCH_H
 
+#include <fcntl.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Runs per measurement; the median is reported. */
 #define BENCH_RUNS 5
@@ -152,6 +156,98 @@ static inline void bench_line(const char *label, double value,
 		       value <= target ? "OK" : "MISSED");
 	else
 		printf("%s\n", unit);
+}
+
+/*
+ * UHMM_BENCH_SCALE (default 1): a factor on every bench's iteration
+ * counts, sizes and run times, so that `uhmm bench --quick` and its test
+ * finish in seconds. Figures at a small scale are noisier, not different
+ * in kind; the output says the scale when it is not 1. Unset, empty or
+ * not a number in (0, 10]: 1.
+ */
+static inline double bench_scale(void)
+{
+	static double scale;	/* 0: not read yet */
+	const char *v;
+	char *end;
+	double s;
+
+	if (scale)
+		return scale;
+	scale = 1;
+	v = getenv("UHMM_BENCH_SCALE");
+	if (v && *v) {
+		s = strtod(v, &end);
+		if (!*end && s > 0 && s <= 10)
+			scale = s;
+	}
+	return scale;
+}
+
+/*
+ * n scaled, at least min (a count that must stay meaningful). Not for a
+ * timed loop's condition: compute the count before the loop.
+ */
+static inline size_t bench_scaled(size_t n, size_t min)
+{
+	double v = (double)n * bench_scale();
+
+	return v < (double)min ? min : (size_t)v;
+}
+
+/*
+ * Machine-readable records, for `uhmm bench`: one tab-separated line per
+ * call appended to the file UHMM_BENCH_RECORD names; nothing when it is
+ * unset, so a bench run by hand prints exactly what it always did. Each
+ * line is one write() to a file opened O_APPEND, so a bench's children
+ * may record too. Keys are stable names (`program.figure`); labels and
+ * units are for people and must not hold a tab or a newline.
+ */
+static inline void bench_record_line(const char *line, int len)
+{
+	const char *path = getenv("UHMM_BENCH_RECORD");
+	int fd;
+
+	if (!path || !*path || len <= 0)
+		return;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, line, (size_t)len) != len)
+		fprintf(stderr, "bench: cannot write to UHMM_BENCH_RECORD\n");
+	close(fd);
+}
+
+/*
+ * A headline figure: value in unit, and the baseline the bench measured
+ * in the same run (in the same unit; base <= 0 or NaN: none) with what it
+ * is. `uhmm bench` tabulates value / base.
+ *   figure <TAB> key <TAB> label <TAB> value <TAB> unit <TAB> base
+ *   <TAB> base_name
+ */
+static inline void bench_record(const char *key, const char *label,
+				double value, const char *unit, double base,
+				const char *base_name)
+{
+	char line[512];
+	int n;
+
+	if (!(base > 0) || !isfinite(base))
+		base = NAN;
+	n = snprintf(line, sizeof(line), "figure\t%s\t%s\t%.9g\t%s\t%.9g\t%s\n",
+		     key, label, value, unit, base,
+		     !isnan(base) && base_name ? base_name : "-");
+	bench_record_line(line, n < (int)sizeof(line) ? n : 0);
+}
+
+/* A point (x, y) of a series, for plots: point <TAB> key <TAB> x <TAB> y */
+static inline void bench_point(const char *key, double x, double y)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line), "point\t%s\t%.9g\t%.9g\n",
+			 key, x, y);
+
+	bench_record_line(line, n < (int)sizeof(line) ? n : 0);
 }
 
 #endif

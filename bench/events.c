@@ -77,6 +77,11 @@
  * CPU and far dearer across idle vCPUs of a VM. Unpinned figures therefore
  * depend on where the scheduler put the threads; compare with --pin.
  *
+ * UHMM_BENCH_SCALE (bench.h) scales the number of munmaps of each series;
+ * with UHMM_BENCH_RECORD set the spin-0 figures (of the first setting
+ * run, with --spin-us the only one) are recorded for `uhmm bench`, which
+ * runs --spin-us 0 alone: the other settings are experiments.
+ *
  * Prints figures only: the exit status is 0 unless an API or system call
  * fails, whatever the times.
  */
@@ -100,8 +105,10 @@
 #define MIB		(1024 * KIB)
 #define PAGE		(4 * KIB)
 
-#define EVENTS_4K	2000	/* per run: 10^4 events over BENCH_RUNS */
-#define EVENTS_2M	100	/* per run, for each 2 MiB series */
+/* per run: 10^4 events over BENCH_RUNS */
+#define EVENTS_4K	((int)bench_scaled(2000, 20))
+/* per run, for each 2 MiB series */
+#define EVENTS_2M	((int)bench_scaled(100, 5))
 #define GAP_US		300	/* "apart": longer than the largest spin */
 #define HOOK_TARGET	1.7	/* uhmm_munmap() of registered 4 KiB / none */
 #define CB_TIMEOUT_NS	5000000000ULL
@@ -485,7 +492,7 @@ static void row_target(const char *label, const struct series *s,
 static void run_self(long spin_us, enum pin pin, int policy,
 		     struct summary *sum)
 {
-	static const struct {
+	const struct {
 		size_t size;
 		bool touch;
 		size_t n;
@@ -663,6 +670,30 @@ static void print_table_row(const struct summary *s)
 	       s->b2b_4k, s->b2b_lat, s->cpu_b2b, s->reg_2m / s->none_2m);
 }
 
+/* The figures of one setting, for `uhmm bench`: munmap against none. */
+static void record_summary(const struct summary *s)
+{
+	bench_record("events.munmap_4k_uncovered",
+		     "4 KiB munmap, not covered, mm monitored", s->uncov_4k,
+		     "us", s->none_4k, "munmap, no uhmm");
+	bench_record("events.munmap_4k_registered",
+		     "4 KiB registered munmap, kernel's event", s->reg_4k,
+		     "us", s->none_4k, "munmap, no uhmm");
+	bench_record("events.munmap_4k_b2b",
+		     "4 KiB registered munmap, back-to-back", s->b2b_4k, "us",
+		     s->none_4k, "munmap, no uhmm");
+	bench_record("events.munmap_4k_hooks",
+		     "4 KiB registered munmap, uhmm_munmap()", s->hook_4k,
+		     "us", s->none_4k, "munmap, no uhmm");
+	bench_record("events.munmap_2m_registered",
+		     "2 MiB registered munmap, kernel's event", s->reg_2m,
+		     "us", s->none_2m, "munmap, no uhmm");
+	bench_record("events.latency", "event latency, munmap -> callback",
+		     s->lat, "us", 0, NULL);
+	bench_record("events.latency_p99", "event latency, p99", s->lat_p99,
+		     "us", 0, NULL);
+}
+
 static void print_table_foot(void)
 {
 	printf("none/uncov/apart: munmap without uhmm / not covered / "
@@ -838,6 +869,7 @@ int main(int argc, char **argv)
 			print_table_head();
 			print_table_row(&one);
 			print_table_foot();
+			record_summary(&one);
 		}
 		return 0;
 	}
@@ -852,6 +884,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < NSPIN; i++)
 		print_table_row(&sums[i]);
 	print_table_foot();
+	record_summary(&sums[0]);
 
 	/* Section 4: spin 0 unpinned (above), then pinned both ways. */
 	pinned[0] = sums[0];

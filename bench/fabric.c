@@ -32,6 +32,8 @@
  * times memhooks'. Prints figures only: the exit status is 0 unless a call
  * fails, whatever the times; a monitor that cannot run here (uhmm's
  * adapter missing, userfaultfd forbidden) is reported as such.
+ * UHMM_BENCH_SCALE (bench.h) scales HIT_OPS and UNMAP_OPS; with
+ * UHMM_BENCH_RECORD set the table's figures are recorded for `uhmm bench`.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -53,8 +55,8 @@
 #include "../tests/fabric/fake-verbs.h"
 
 #define BUF_LEN		(64UL << 10)
-#define HIT_OPS		200000
-#define UNMAP_OPS	400
+#define HIT_OPS		hit_ops
+#define UNMAP_OPS	unmap_ops
 #define HIT_TARGET	1.15	/* uhmm's hit / memhooks' hit */
 #define REEXEC_ENV	"UHMM_BENCH_FABRIC_REEXEC"
 
@@ -78,6 +80,9 @@ struct figures {
 struct result {
 	double hit_cpu_ns, hit_wall_ns, reg_us, plain_us;
 };
+
+/* 200000 and 400, scaled once in main() (UHMM_BENCH_SCALE). */
+static int hit_ops, unmap_ops;
 
 static fake_verbs_mr_lookup_fn *mr_lookup;
 static struct fid_domain *domain;
@@ -194,8 +199,9 @@ static uint64_t cpu_now_ns(void)
 static void hit_loop(void *buf)
 {
 	struct fid_mr *mr;
+	const int n = HIT_OPS;	/* a local: not reloaded each time */
 
-	for (int i = 0; i < HIT_OPS; i++) {
+	for (int i = 0; i < n; i++) {
 		fi_check(fi_mr_reg(domain, buf, BUF_LEN, FI_SEND | FI_RECV, 0,
 				   0, 0, &mr, NULL), "fi_mr_reg");
 		fi_close(&mr->fid);
@@ -241,8 +247,12 @@ static double unmap_us(void *p)
  */
 static void unmap_figures(struct figures *f, int run)
 {
-	static double reg_one[UNMAP_OPS], plain_one[UNMAP_OPS];
+	double *reg_one = calloc(UNMAP_OPS, sizeof(double));
+	double *plain_one = calloc(UNMAP_OPS, sizeof(double));
 	uint64_t last = 0;
+
+	if (!reg_one || !plain_one)
+		die("calloc", ENOMEM);
 
 	for (int i = 0; i < UNMAP_OPS; i++) {
 		void *p = map_buf();
@@ -263,6 +273,28 @@ static void unmap_figures(struct figures *f, int run)
 	}
 	f->reg_us[run] = bench_median(reg_one, UNMAP_OPS);
 	f->plain_us[run] = bench_median(plain_one, UNMAP_OPS);
+	free(reg_one);
+	free(plain_one);
+}
+
+/* The table's figures of monitor m, for `uhmm bench`. */
+static void record(enum monitor m, const struct result *x,
+		   const struct result *mh)
+{
+	char key[64], label[96];
+
+	if (m != MEMHOOKS && mh) {
+		snprintf(key, sizeof(key), "fabric.hit_%s", monitor_name[m]);
+		snprintf(label, sizeof(label), "MR cache hit (CPU), %s "
+			 "monitor", monitor_name[m]);
+		bench_record(key, label, x->hit_cpu_ns, "ns", mh->hit_cpu_ns,
+			     "memhooks monitor");
+	}
+	snprintf(key, sizeof(key), "fabric.munmap_%s", monitor_name[m]);
+	snprintf(label, sizeof(label), "registered 64 KiB munmap, %s",
+		 monitor_name[m]);
+	bench_record(key, label, x->reg_us, "us", x->plain_us,
+		     "unregistered munmap");
 }
 
 /* One run of monitor mon, in a child process. */
@@ -303,6 +335,8 @@ int main(int argc, char **argv)
 
 	(void)argc;
 	need_fake_verbs(argv);
+	hit_ops = (int)bench_scaled(200000, 1000);
+	unmap_ops = (int)bench_scaled(400, 20);
 	fig = mmap(NULL, NMONITORS * sizeof(*fig), PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (fig == MAP_FAILED)
@@ -363,6 +397,7 @@ int main(int argc, char **argv)
 			printf("   %6.2fx %6.2fx",
 			       x->hit_cpu_ns / mh->hit_cpu_ns,
 			       x->reg_us / mh->reg_us);
+		record((enum monitor)m, x, mh_done ? mh : NULL);
 		if (fig[m].uncached)
 			printf("   (a): NOT CACHED");
 		if (fig[m].stale)

@@ -9,6 +9,8 @@
  * parent, with S subscriptions each over its own private mapping, against
  * the baseline measured in the same run: the same process and mappings
  * with no subscription at all (the mm open, as a user's would be).
+ * UHMM_BENCH_SCALE (bench.h) scales the number of forks per run; with
+ * UHMM_BENCH_RECORD set the figures are recorded for `uhmm bench`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +22,11 @@
 
 #include "bench.h"
 
-#define FORKS 200
+#define FORKS forks
 #define MAX_SUBS 1000
+
+/* 200, scaled once in main() (UHMM_BENCH_SCALE). */
+static int forks;
 
 static bool nop_invalidate(struct uhmm_interval_notifier *sub,
 			   const struct uhmm_notifier_range *range,
@@ -67,7 +72,10 @@ int main(void)
 	long page = sysconf(_SC_PAGESIZE);
 	struct uhmm_mm *mm;
 	double base;
-	int ret = uhmm_mm_open(&mm, 0);
+	int ret;
+
+	forks = (int)bench_scaled(200, 5);
+	ret = uhmm_mm_open(&mm, 0);
 
 	if (ret) {
 		fprintf(stderr, "uhmm_mm_open: %d\n", ret);
@@ -91,6 +99,7 @@ int main(void)
 	printf("%-28s %10.1f us  (baseline)\n", "no subscription", base);
 	for (size_t c = 0, done = 0; c < sizeof(counts) / sizeof(*counts);
 	     c++) {
+		char key[32], label[80];
 		double us;
 
 		for (; done < (size_t)counts[c]; done++) {
@@ -103,6 +112,10 @@ int main(void)
 			}
 		}
 		us = fork_us();
+		snprintf(key, sizeof(key), "fork.subs_%d", counts[c]);
+		snprintf(label, sizeof(label), "fork + exit + wait, %d "
+			 "subscriptions", counts[c]);
+		bench_record(key, label, us, "us", base, "no subscription");
 		printf("%4d subscribed mappings      %10.1f us  %5.2fx  "
 		       "(+%.2f us per mapping)\n",
 		       counts[c], us, us / base, (us - base) / counts[c]);

@@ -18,6 +18,11 @@
  * lookup a likely cache miss), so section 2 also prints the same-gap figure
  * (path cached) and the cost of one dependent cache miss for reference.
  *
+ * UHMM_BENCH_SCALE (bench.h) scales the loops and the largest tree (10^6
+ * subscriptions, at least 10^4). With UHMM_BENCH_RECORD set the headline
+ * figures, and section 2's cost against the number of subscriptions, are
+ * also recorded for `uhmm bench`.
+ *
  * UHMM_MM_NO_MONITOR: every invalidation is explicit. Times come from
  * CLOCK_MONOTONIC around whole loops; every figure is the median of
  * BENCH_RUNS runs. Prints figures only: the exit status is 0 unless an API
@@ -37,9 +42,16 @@
 #define BASE		(1UL << 32)
 #define SEED		0x75686d6d /* "uhmm" */
 
-#define READ_ITERS	100000000UL
-#define BIG_N		1000000UL
-#define CHURN_ITERS	100000UL
+#define READ_ITERS	read_iters
+#define BIG_N		big_n
+#define CHURN_ITERS	churn_iters
+
+/*
+ * Scaled once in main() (UHMM_BENCH_SCALE): 10^8 read pairs, the largest
+ * tree of 10^6 subscriptions, 10^5 remove+insert pairs.
+ */
+static unsigned long read_iters, churn_iters;
+static size_t big_n;
 
 /* The device: one lock shared by every subscription. */
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,6 +139,8 @@ static double bench_read(struct uhmm_mm *mm)
 	struct uhmm_interval_notifier *sub = xcalloc(1, sizeof(*sub));
 	double runs[BENCH_RUNS];
 	unsigned long sum = 0, retries = 0, i;
+	/* A local: the calls could change a global, reloaded each time. */
+	const unsigned long iters = READ_ITERS;
 	uint64_t t0;
 	int r;
 
@@ -134,7 +148,7 @@ static double bench_read(struct uhmm_mm *mm)
 	      "uhmm_interval_notifier_insert");
 	for (r = 0; r < BENCH_RUNS; r++) {
 		t0 = bench_now_ns();
-		for (i = 0; i < READ_ITERS; i++) {
+		for (i = 0; i < iters; i++) {
 			unsigned long seq = uhmm_interval_read_begin(sub);
 
 			retries += uhmm_interval_read_retry(sub, seq);
@@ -162,7 +176,8 @@ static double bench_read(struct uhmm_mm *mm)
 static double bench_invalidate(struct uhmm_mm *mm, size_t n, size_t overlap,
 			       bool same, struct bench_rng *rng)
 {
-	unsigned long iters = overlap ? 2000000UL / (overlap + 1) : 1000000UL;
+	unsigned long iters = bench_scaled(overlap ? 2000000UL / (overlap + 1)
+						 : 1000000UL, 100);
 
 	/* The big tree is memory-bound: ~1 us a call, fewer are enough. */
 	if (n >= BIG_N)
@@ -204,15 +219,52 @@ static double bench_invalidate(struct uhmm_mm *mm, size_t n, size_t overlap,
 	return bench_median(runs, BENCH_RUNS);
 }
 
+/*
+ * The largest tree's invalidation in a gap (v ns, line label): its target,
+ * and for reference the small tree's, the same gap every call (the path
+ * cached) and one cache miss over the tree's memory.
+ */
+static void big_gap(struct uhmm_mm *mm, struct uhmm_interval_notifier *subs,
+		    const char *label, double v, double gap10,
+		    struct bench_rng *rng)
+{
+	double same, miss;
+
+	bench_line(label, v, "ns/call", 1000, "1 us");
+	bench_line("  for reference: 10 subs, 0 overlapping", gap10, "ns/call",
+		   -1, NULL);
+	same = bench_invalidate(mm, BIG_N, 0, true, rng);
+	bench_line("  10^6 subs, 0 overlapping, same gap", same, "ns/call", -1,
+		   NULL);
+	miss = bench_chase_ns(BIG_N, sizeof(*subs),
+			      bench_scaled(2000000, 10000));
+	bench_line("  one cache miss over 10^6 subs' memory", miss, "ns", -1,
+		   NULL);
+	/* Against a miss: about how many misses a lookup costs. */
+	bench_record("notifier.invalidate_gap",
+		     "invalidation, largest tree, in a gap", v, "ns", miss,
+		     "one cache miss");
+	bench_record("notifier.invalidate_same_gap",
+		     "invalidation, largest tree, same gap", same, "ns", miss,
+		     "one cache miss");
+}
+
 static void section_invalidate(struct uhmm_mm *mm,
 			       struct uhmm_interval_notifier *subs,
 			       struct bench_rng *rng)
 {
-	static const size_t ns[] = { 10, 1000, BIG_N };
-	static const char *const names[] = { "10", "10^3", "10^6" };
+	const size_t ns[] = { 10, 1000, BIG_N };
+	static const char *const series[] = {
+		"notifier.invalidate.gap", "notifier.invalidate.1",
+		"notifier.invalidate.100",
+	};
+	char names[3][24] = { "10", "10^3", "10^6" };
 	double gap10 = 0, v;
 	char label[80];
 	size_t j, o, *perm;
+
+	if (BIG_N != 1000000UL)
+		snprintf(names[2], sizeof(names[2]), "%zu", BIG_N);
 
 	printf("\n2. uhmm_mm_invalidate() dispatch, per call "
 	       "(callback: mutex + set_seq)\n");
@@ -229,20 +281,16 @@ static void section_invalidate(struct uhmm_mm *mm,
 				 overlaps[o],
 				 overlaps[o] == 0 ? " (gap)" :
 				 overlaps[o] == n ? " (all)" : "");
-			if (n == BIG_N && overlaps[o] == 0) {
-				bench_line(label, v, "ns/call", 1000, "1 us");
-				bench_line("  for reference: 10 subs, 0 overlapping",
-					   gap10, "ns/call", -1, NULL);
-				v = bench_invalidate(mm, n, 0, true, rng);
-				bench_line("  10^6 subs, 0 overlapping, same gap",
-					   v, "ns/call", -1, NULL);
-				v = bench_chase_ns(BIG_N, sizeof(*subs),
-						   2000000);
-				bench_line("  one cache miss over 10^6 subs' memory",
-					   v, "ns", -1, NULL);
-			} else {
+			bench_point(series[o], (double)n, v);
+			if (n == BIG_N && overlaps[o] == 0)
+				big_gap(mm, subs, label, v, gap10, rng);
+			else
 				bench_line(label, v, "ns/call", -1, NULL);
-			}
+			if (n == BIG_N && overlaps[o] == 100)
+				bench_record("notifier.invalidate_100",
+					     "invalidation, largest tree, "
+					     "100 overlapping", v, "ns", 0,
+					     NULL);
 			if (n == 10 && overlaps[o] == 0)
 				gap10 = v;
 		}
@@ -276,6 +324,10 @@ static void section_insert_remove(struct uhmm_mm *mm,
 		   bench_median(ins, BENCH_RUNS), "Mops/s", -1, NULL);
 	bench_line("remove 10^6 (from a shrinking tree)",
 		   bench_median(rem, BENCH_RUNS), "Mops/s", -1, NULL);
+	bench_record("notifier.insert", "insert, largest tree, random order",
+		     bench_median(ins, BENCH_RUNS), "Mops/s", 0, NULL);
+	bench_record("notifier.remove", "remove, largest tree, random order",
+		     bench_median(rem, BENCH_RUNS), "Mops/s", 0, NULL);
 
 	/* Steady state: remove a random sub, reinsert it at a random page. */
 	perm = perm_or_die(rng, BIG_N);
@@ -297,6 +349,8 @@ static void section_insert_remove(struct uhmm_mm *mm,
 	}
 	bench_line("remove+insert pair on a tree of 10^6",
 		   bench_median(churn, BENCH_RUNS), "ns/pair", -1, NULL);
+	bench_record("notifier.churn", "remove + insert pair, largest tree",
+		     bench_median(churn, BENCH_RUNS), "ns", 0, NULL);
 	remove_perm(subs, perm, BIG_N);
 	free(perm);
 }
@@ -307,15 +361,27 @@ int main(void)
 	struct bench_rng rng;
 	struct uhmm_mm *mm;
 
+	double read_ns;
+
+	read_iters = bench_scaled(100000000UL, 100000);
+	big_n = bench_scaled(1000000UL, 10000);
+	churn_iters = bench_scaled(100000UL, 1000);
 	bench_rng_seed(&rng, SEED);
 	check(uhmm_mm_open(&mm, UHMM_MM_NO_MONITOR), "uhmm_mm_open");
 	subs = xcalloc(BIG_N, sizeof(*subs));
 
 	printf("uhmm notifier benchmark: median of %d runs, "
 	       "UHMM_MM_NO_MONITOR, 4 KiB subs\n", BENCH_RUNS);
+	if (bench_scale() != 1)
+		printf("UHMM_BENCH_SCALE %g: loops scaled; the largest tree "
+		       "(\"10^6\" below) has %zu subs\n", bench_scale(),
+		       BIG_N);
 	printf("\n1. read side\n");
-	bench_line("read_begin+read_retry (idle)", bench_read(mm), "ns/op", 5,
+	read_ns = bench_read(mm);
+	bench_line("read_begin+read_retry (idle)", read_ns, "ns/op", 5,
 		   "5 ns");
+	bench_record("notifier.read_pair", "read_begin + read_retry, idle mm",
+		     read_ns, "ns", 0, NULL);
 
 	section_invalidate(mm, subs, &rng);
 	section_insert_remove(mm, subs, &rng);

@@ -33,7 +33,10 @@
  * Output buffers are touched before timing. Times come from
  * CLOCK_MONOTONIC around single calls; each figure is the median of
  * SNAP_RUNS (section 1, 3) or BENCH_RUNS (section 2) runs after one
- * untimed warm-up. Prints figures only: the exit status is 0 unless a call
+ * untimed warm-up. UHMM_BENCH_SCALE (bench.h) scales the 1 GiB; with
+ * UHMM_BENCH_RECORD set the headline figures are recorded for `uhmm
+ * bench`, each against the kernel interface it is built on. Prints
+ * figures only: the exit status is 0 unless a call
  * fails or the page counts disagree, whatever the times.
  */
 #include <errno.h>
@@ -57,8 +60,6 @@
 #define GIB		(1024 * MIB)
 #define PAGE		(4 * KIB)
 #define HPAGE		(2 * MIB)
-#define LEN		GIB
-#define NPAGES		(LEN / PAGE)
 #define SPARSE_STRIDE	16
 #define SNAP_RUNS	9
 #define SCAN_VEC	1024
@@ -82,9 +83,15 @@ static const char *const layout_names[L_NR] = {
 	"(d) untouched",
 };
 
+/*
+ * The size of every mapping: 1 GiB, scaled by UHMM_BENCH_SCALE (whole
+ * huge pages, at least 8 of them); npages of 4 KiB.
+ */
+static size_t mem_len, npages;
+
 /* Buffers shared by every measurement, touched once. */
-static uint64_t *pfns;		/* NPAGES entries */
-static uint64_t *pm_buf;	/* NPAGES pagemap entries */
+static uint64_t *pfns;		/* npages entries */
+static uint64_t *pm_buf;	/* npages pagemap entries */
 static struct page_region *scan_vec;
 static int pagemap_fd = -1;
 static bool mismatch;
@@ -135,12 +142,12 @@ static double ms_since(uint64_t t0)
 }
 
 /*
- * A 1 GiB mapping in the given layout: exactly [p, p + LEN), one VMA.
+ * A mapping in the given layout: exactly [p, p + mem_len), one VMA.
  * THP: over-map by 2 MiB and trim, so that it is 2 MiB aligned.
  */
 static char *map_layout(enum layout l)
 {
-	size_t len = l == L_THP ? LEN + HPAGE : LEN;
+	size_t len = l == L_THP ? mem_len + HPAGE : mem_len;
 	char *raw, *p;
 	size_t i, head;
 
@@ -154,19 +161,19 @@ static char *map_layout(enum layout l)
 		head = p - raw;
 		if (head && munmap(raw, head))
 			die("munmap head", errno);
-		if (HPAGE - head && munmap(p + LEN, HPAGE - head))
+		if (HPAGE - head && munmap(p + mem_len, HPAGE - head))
 			die("munmap tail", errno);
 	}
-	if (madvise(p, LEN, l == L_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
+	if (madvise(p, mem_len, l == L_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
 		die("madvise", errno);
 	switch (l) {
 	case L_4K:
 	case L_THP:
-		for (i = 0; i < LEN; i += PAGE)
+		for (i = 0; i < mem_len; i += PAGE)
 			p[i] = 1;
 		break;
 	case L_SPARSE:
-		for (i = 0; i < LEN; i += SPARSE_STRIDE * PAGE)
+		for (i = 0; i < mem_len; i += SPARSE_STRIDE * PAGE)
 			p[i] = 1;
 		break;
 	default:
@@ -201,7 +208,7 @@ static int uhmm_snap(struct uhmm_interval_notifier *sub, char *p,
 	struct uhmm_range range = {
 		.notifier = sub,
 		.start = (unsigned long)p,
-		.end = (unsigned long)p + LEN,
+		.end = (unsigned long)p + mem_len,
 		.pfns = pfns,
 		.default_flags = default_flags,
 		.pfn_flags_mask = 0,
@@ -219,10 +226,10 @@ static int uhmm_snap(struct uhmm_interval_notifier *sub, char *p,
 	return ret;
 }
 
-/* pread of pagemap, [p, p + LEN) into pm_buf. */
+/* pread of pagemap, [p, p + mem_len) into pm_buf. */
 static int pread_pagemap(char *p, double *ms)
 {
-	size_t len = NPAGES * sizeof(uint64_t), done = 0;
+	size_t len = npages * sizeof(uint64_t), done = 0;
 	off_t off = (off_t)((uintptr_t)p / PAGE * sizeof(uint64_t));
 	uint64_t t0 = bench_now_ns();
 	ssize_t n;
@@ -248,14 +255,15 @@ struct scan_count {
 };
 
 /*
- * Raw PAGEMAP_SCAN over [p, p + LEN), counting present and huge pages.
+ * Raw PAGEMAP_SCAN over [p, p + mem_len), counting present and huge pages.
  * walk_end may be stale when the vector fills, so a resumed walk can
  * repeat regions: count only what lies past what was already counted.
  */
 static int scan_pagemap(char *p, unsigned long mask, double *ms,
 			struct scan_count *c)
 {
-	unsigned long end = (unsigned long)p + LEN, covered = (unsigned long)p;
+	unsigned long end = (unsigned long)p + mem_len;
+	unsigned long covered = (unsigned long)p;
 	struct pm_scan_arg arg = {
 		.size = sizeof(arg),
 		.start = (unsigned long)p,
@@ -303,7 +311,7 @@ static void count_pfns(struct pfn_count *c)
 	size_t i;
 
 	memset(c, 0, sizeof(*c));
-	for (i = 0; i < NPAGES; i++) {
+	for (i = 0; i < npages; i++) {
 		c->valid += !!(pfns[i] & UHMM_PFN_VALID);
 		c->write += !!(pfns[i] & UHMM_PFN_WRITE);
 		c->error += !!(pfns[i] & UHMM_PFN_ERROR);
@@ -316,7 +324,7 @@ static unsigned long count_pagemap_present(void)
 	unsigned long n = 0;
 	size_t i;
 
-	for (i = 0; i < NPAGES; i++)
+	for (i = 0; i < npages; i++)
 		n += pm_buf[i] >> 63;
 	return n;
 }
@@ -350,7 +358,7 @@ static void snapshot_layout(struct uhmm_mm *mm, enum layout l,
 
 	p = map_layout(l);
 	res->thp_kb = anon_huge_kb();
-	check(uhmm_interval_notifier_insert(&sub, mm, (unsigned long)p, LEN,
+	check(uhmm_interval_notifier_insert(&sub, mm, (unsigned long)p, mem_len,
 					    &dev_ops),
 	      "uhmm_interval_notifier_insert");
 
@@ -393,7 +401,7 @@ static void snapshot_layout(struct uhmm_mm *mm, enum layout l,
 
 	check(uhmm_interval_notifier_remove(&sub),
 	      "uhmm_interval_notifier_remove");
-	if (munmap(p, LEN))
+	if (munmap(p, mem_len))
 		die("munmap", errno);
 }
 
@@ -406,29 +414,29 @@ static void fault_in_once(struct uhmm_mm *mm, double *uhmm_ms, double *pop_ms)
 	char *p;
 
 	p = map_layout(L_UNTOUCHED);
-	check(uhmm_interval_notifier_insert(&sub, mm, (unsigned long)p, LEN,
+	check(uhmm_interval_notifier_insert(&sub, mm, (unsigned long)p, mem_len,
 					    &dev_ops),
 	      "uhmm_interval_notifier_insert");
 	check(uhmm_snap(&sub, p, UHMM_PFN_REQ_FAULT | UHMM_PFN_REQ_WRITE, 0,
 			uhmm_ms),
 	      "uhmm_range_fault(REQ_FAULT|REQ_WRITE)");
 	count_pfns(&pc);
-	if (pc.valid != NPAGES || pc.write != NPAGES) {
+	if (pc.valid != npages || pc.write != npages) {
 		fprintf(stderr, "bench-range: fault-in: %lu valid, %lu "
-			"writable of %lu pages\n", pc.valid, pc.write, NPAGES);
+			"writable of %lu pages\n", pc.valid, pc.write, npages);
 		mismatch = true;
 	}
 	check(uhmm_interval_notifier_remove(&sub),
 	      "uhmm_interval_notifier_remove");
-	if (munmap(p, LEN))
+	if (munmap(p, mem_len))
 		die("munmap", errno);
 
 	p = map_layout(L_UNTOUCHED);
 	t0 = bench_now_ns();
-	if (madvise(p, LEN, MADV_POPULATE_WRITE))
+	if (madvise(p, mem_len, MADV_POPULATE_WRITE))
 		die("madvise(MADV_POPULATE_WRITE)", errno);
 	*pop_ms = ms_since(t0);
-	if (munmap(p, LEN))
+	if (munmap(p, mem_len))
 		die("munmap", errno);
 }
 
@@ -442,6 +450,8 @@ int main(void)
 	int ret, r;
 	enum layout l;
 
+	mem_len = bench_scaled(GIB / HPAGE, 8) * HPAGE;
+	npages = mem_len / PAGE;
 	ret = uhmm_mm_open(&mm, 0);
 	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP) {
 		mode = "UHMM_MM_NO_MONITOR (userfaultfd unavailable)";
@@ -451,13 +461,16 @@ int main(void)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (pagemap_fd < 0)
 		die("open /proc/self/pagemap", errno);
-	pfns = xmalloc_touched(NPAGES * sizeof(*pfns));
-	pm_buf = xmalloc_touched(NPAGES * sizeof(*pm_buf));
+	pfns = xmalloc_touched(npages * sizeof(*pfns));
+	pm_buf = xmalloc_touched(npages * sizeof(*pm_buf));
 	scan_vec = xmalloc_touched(SCAN_VEC * sizeof(*scan_vec));
 
 	printf("uhmm range-fault benchmark: 1 GiB anonymous, %s mm, "
 	       "median of %d runs (fault-in: %d)\n", mode, SNAP_RUNS,
 	       BENCH_RUNS);
+	if (mem_len != GIB)
+		printf("UHMM_BENCH_SCALE %g: %zu MiB, not 1 GiB\n",
+		       bench_scale(), mem_len / MIB);
 
 	for (l = 0; l < L_NR; l++)
 		snapshot_layout(mm, l, &res[l]);
@@ -488,7 +501,7 @@ int main(void)
 	else
 		printf("THP: %ld of %lu huge pages (AnonHugePages), uhmm "
 		       "order-9 pages %lu, SCAN huge pages %lu\n", thp_pages,
-		       LEN / HPAGE, res[L_THP].pc.order9 / 512,
+		       mem_len / HPAGE, res[L_THP].pc.order9 / 512,
 		       res[L_THP].sc.huge / 512);
 	bench_line("(a) uhmm / PAGEMAP_SCAN", res[L_4K].uhmm / res[L_4K].scan,
 		   "x", 1.2, "1.2x");
@@ -498,6 +511,18 @@ int main(void)
 		1.5, "1.5x");
 	bench_line("(b) THP-backed uhmm snapshot", res[L_THP].uhmm, "ms", 0.1,
 		   "0.1 ms");
+	for (l = 0; l < L_NR; l++) {
+		static const char *const keys[L_NR] = {
+			"range.snapshot_4k", "range.snapshot_thp",
+			"range.snapshot_sparse", "range.snapshot_untouched",
+		};
+		char label[80];
+
+		snprintf(label, sizeof(label), "snapshot %s",
+			 layout_names[l] + 4);
+		bench_record(keys[l], label, res[l].uhmm, "ms", res[l].scan,
+			     "raw PAGEMAP_SCAN");
+	}
 
 	fault_in_once(mm, &fu[0], &fp[0]);	/* warm-up */
 	for (r = 0; r < BENCH_RUNS; r++)
@@ -510,6 +535,8 @@ int main(void)
 	bench_line("MADV_POPULATE_WRITE alone", pop_f, "ms", -1, NULL);
 	bench_line("uhmm / MADV_POPULATE_WRITE", uhmm_f / pop_f, "x", -1,
 		   NULL);
+	bench_record("range.fault_in", "fault-in (REQ_FAULT|REQ_WRITE)",
+		     uhmm_f, "ms", pop_f, "MADV_POPULATE_WRITE");
 
 	printf("\n3. Snapshot of (a) with UHMM_RANGE_PFN (reads pagemap)\n");
 	bench_line("uhmm_range_fault(UHMM_RANGE_PFN)", res[L_4K].uhmm_pfn,
@@ -518,6 +545,9 @@ int main(void)
 		   "x", -1, NULL);
 	bench_line("  / uhmm without PFNs", res[L_4K].uhmm_pfn / res[L_4K].uhmm,
 		   "x", -1, NULL);
+	bench_record("range.snapshot_pfn", "snapshot 4 KiB, with PFNs",
+		     res[L_4K].uhmm_pfn, "ms", res[L_4K].pread,
+		     "pread of pagemap");
 
 	close(pagemap_fd);
 	free(scan_vec);

@@ -95,7 +95,23 @@
  *     without the disk), and the device's reg + dereg alone. (Strict mode
  *     would add section 2's difference to every (a) read.)
  *
- * Method, sections 1 and 2: the timed threads are pinned, thread i to CPU
+ *  4. The hit sweep, for plots: T threads (1, 2, 4) on B buffers (1, 10,
+ *     100, 1000, 10000) of one cache, every thread in its own random order
+ *     over the same B buffers (a working set the process's threads
+ *     share), uhmm against UCX as in section 1, the caches capped at
+ *     SWEEP_CAP regions (every timed get hits) and every run kept (4
+ *     threads share 2 CPUs). Per point: the CPU time of a get+put (the
+ *     timed threads' CPU time over their gets: what a hit costs whatever
+ *     the oversubscription) and the gets per second of all the threads.
+ *     SWEEP_MS per run.
+ *
+ * UHMM_BENCH_SCALE (bench.h) scales RUN_MS, SWEEP_MS and the io_uring
+ * section's reads; with UHMM_BENCH_RECORD set every section's headline
+ * figures (uhmm against UCX, strict against relaxed, the cache's reads
+ * against plain ones) and section 4's points are recorded for `uhmm
+ * bench`.
+ *
+ * Method, sections 1, 2 and 4: the timed threads are pinned, thread i to CPU
  * i (modulo the CPUs), 9's changer to the CPU after its worker's, and run
  * for RUN_MS while the main thread sleeps. A run in which the timed
  * threads were off their CPUs (CLOCK_THREAD_CPUTIME_ID against wall time)
@@ -141,10 +157,13 @@
 #define PAGE		4096UL
 #define BUF_LEN		(64UL << 10)
 #define RUN_MS		100
+#define SWEEP_MS	40	/* section 4's runs: 30 points, keep it short */
+#define SWEEP_CAP	16384	/* section 4's caches: more than its buffers */
+#define SWEEP_MAX_BUFS	10000
 #define MAX_ATTEMPTS	(3 * BENCH_RUNS)
 #define FULL_SHARE	0.95	/* of the wall time on a CPU */
 #define BATCH		256
-#define MAX_THREADS	2	/* timed threads of a workload */
+#define MAX_THREADS	4	/* timed threads of a workload */
 #define MAX_WORKERS	(MAX_THREADS + 1)	/* and 9's changer */
 #define MAX_CACHES	2	/* per side and workload */
 #define NSIDES		2	/* uhmm, UCX */
@@ -167,13 +186,15 @@ enum {
 	POOL_HOT = 0,				/* 1 to 8 */
 	POOL_MISS = EVICT_N,			/* 9: the worker's misses */
 	POOL_CHANGE = POOL_MISS + MIX_NMISS,	/* 9: each side's changer */
-	NBUFS = POOL_CHANGE + NSIDES * MIX_NCHANGE,
+	POOL_SWEEP = POOL_CHANGE + NSIDES * MIX_NCHANGE,	/* section 4 */
+	NBUFS = POOL_SWEEP + SWEEP_MAX_BUFS,
 };
 
 #define FILE_SIZE	(64UL << 20)
 #define IO_MAX		(64UL << 10)
-#define IO_RUN_NS	150000000ULL	/* aim per mode and run: 150 ms */
-#define IO_MIN		100
+/* aim per mode and run: 150 ms */
+#define IO_RUN_NS	((uint64_t)bench_scaled(150000000, 1000000))
+#define IO_MIN		bench_scaled(100, 10)
 #define IO_MAX_COUNT	20000
 #define SEED		0x75686d6d /* "uhmm" */
 
@@ -338,6 +359,7 @@ struct worker {
 
 static pthread_barrier_t start_barrier;
 static int stop;	/* atomic */
+static long run_ms;	/* RUN_MS, scaled */
 
 static bool stopped(void)
 {
@@ -477,12 +499,13 @@ struct sample {
 				 * switches) per 1000 gets */
 	double change_rate;	/* 9's changer: changes per second */
 	double change_miss;	/* the share of its gets that missed */
+	double cpu_op;		/* their CPU ns per get */
 };
 
-/* One run: the workers w[0..n) run their loops for RUN_MS. */
-static void run_once(struct worker *w, int n, struct sample *x)
+/* One run: the workers w[0..n) run their loops for ms milliseconds. */
+static void run_once(struct worker *w, int n, long ms, struct sample *x)
 {
-	struct timespec ts = { .tv_nsec = RUN_MS * 1000000L };
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
 	double wall = 0, cpu = 0, gets = 0, misses = 0, sleeps = 0;
 
 	*x = (struct sample){ .rate = 0 };
@@ -516,6 +539,7 @@ static void run_once(struct worker *w, int n, struct sample *x)
 	x->share = cpu / wall;
 	x->miss = gets ? misses / gets : 0;
 	x->sleeps = gets ? 1e3 * sleeps / gets : 0;
+	x->cpu_op = gets ? cpu / gets : 0;
 }
 
 /*
@@ -527,6 +551,7 @@ static void run_once(struct worker *w, int n, struct sample *x)
 struct job {
 	struct worker w[MAX_WORKERS];
 	int n;
+	long ms;		/* per run */
 	double min_share;
 	struct sample kept[MAX_ATTEMPTS], all[MAX_ATTEMPTS];
 	int nkept, nall;
@@ -555,7 +580,7 @@ static void measure(struct job *jobs, int njobs)
 			if (job_done(j))
 				continue;
 			x = &j->all[j->nall++];
-			run_once(j->w, j->n, x);
+			run_once(j->w, j->n, j->ms, x);
 			if (x->share >= j->min_share)
 				j->kept[j->nkept++] = *x;
 			more = true;
@@ -581,6 +606,7 @@ static struct result job_result(const struct job *j)
 		offsetof(struct sample, sleeps),
 		offsetof(struct sample, change_rate),
 		offsetof(struct sample, change_miss),
+		offsetof(struct sample, cpu_op),
 	};
 	const struct sample *v = j->nkept ? j->kept : j->all;
 	int n = j->nkept ? j->nkept : j->nall;
@@ -605,7 +631,9 @@ static double run_threads(int (*loop)(struct worker *), void *arg,
 	void *args[1] = { arg };
 	struct result r;
 
-	job = (struct job){ .n = nthreads, .min_share = FULL_SHARE };
+	job = (struct job){
+		.n = nthreads, .ms = run_ms, .min_share = FULL_SHARE,
+	};
 	for (int i = 0; i < nthreads; i++)
 		job.w[i] = (struct worker){
 			.cpu = cpu_of(i), .loop = loop, .caches = args,
@@ -627,6 +655,7 @@ static const char *const unit_name[] = {
 };
 
 struct workload {
+	const char *key, *label;	/* its record (bench.h) */
 	const char *title;
 	enum unit unit;			/* of its figure */
 	int nthreads;			/* timed */
@@ -639,6 +668,7 @@ struct workload {
 	int base;			/* workload to compare with; -1: none */
 	const char *base_text;		/* what that multiple is */
 	double base_goal;		/* its target for uhmm; 0: none */
+	long ms;			/* per run; 0: run_ms */
 };
 
 enum {
@@ -665,22 +695,27 @@ static void setup_workloads(struct workload *wl)
 	two.steps[1].cache = 1;
 
 	wl[W_HOT] = (struct workload){
+		"rcache.hot", "hit, 1 thread, one hot buffer",
 		"1 thread, one hot buffer", UNIT_NS, 1, { hot0 },
 		.ncaches = 1, .base = -1,
 	};
 	wl[W_HOT2] = (struct workload){
+		"rcache.hot_2t", "hits, 2 threads, own hot buffers",
 		"2 threads, each its own hot buffer", UNIT_MOPS, 2,
 		{ hot0, hot1 }, .ncaches = 1, .base = -1,
 	};
 	wl[W_RR] = (struct workload){
+		"rcache.rr_1000", "hit, 1000 buffers, round robin",
 		"1 thread, 1000 cached buffers, round robin", UNIT_NS, 1,
 		{ plan_range(POOL_HOT, NHOT) }, .ncaches = 1, .base = -1,
 	};
 	wl[W_RAND] = (struct workload){
+		"rcache.random_1000", "hit, 1000 buffers, random order",
 		"1 thread, 1000 cached buffers, random order", UNIT_NS, 1,
 		{ rand0 }, .ncaches = 1, .goal = 15, .base = -1,
 	};
 	wl[W_RAND2] = (struct workload){
+		"rcache.random_1000_2t", "hits, 2 threads, own 1000 buffers",
 		"2 threads, each its own 1000 buffers, random order",
 		UNIT_MOPS, 2,
 		{ rand0, plan_random(POOL_HOT + NHOT, NHOT, RAND_LEN,
@@ -689,23 +724,27 @@ static void setup_workloads(struct workload *wl)
 		.base_text = "2 threads / 1 thread (4.)", .base_goal = 1.7,
 	};
 	wl[W_SAME2] = (struct workload){
+		"rcache.same_1000_2t", "hits, 2 threads, same 1000 buffers",
 		"2 threads, the same 1000 buffers, random orders", UNIT_MOPS,
 		2, { rand0, plan_random(POOL_HOT, NHOT, RAND_LEN, SEED + 2) },
 		.ncaches = 1, .base = W_RAND,
 		.base_text = "2 threads / 1 thread (4.)", .base_goal = 1.5,
 	};
 	wl[W_TWO_CACHES] = (struct workload){
+		"rcache.two_caches", "hit, alternating two caches",
 		"1 thread alternating two caches, one buffer each", UNIT_NS,
 		1, { two }, .ncaches = 2, .base = W_HOT,
 		.base_text = "two caches / one cache (1.)", .base_goal = 1.2,
 	};
 	wl[W_EVICT] = (struct workload){
+		"rcache.evict", "miss + eviction, capped cache",
 		"capped at 1024 regions, 2048 buffers round robin: every get "
 		"misses and evicts", UNIT_US, 1,
 		{ plan_range(POOL_HOT, EVICT_N) }, .ncaches = 1,
 		.max_regions = EVICT_CAP, .goal = 1, .base = -1,
 	};
 	wl[W_MIXED] = (struct workload){
+		"rcache.mixed", "get+put, 1% misses, a changer unmapping",
 		"mixed: 1% misses (capped at 1280 regions), a changer "
 		"unmapping and remapping 16 other buffers", UNIT_NS, 1,
 		{ mixed },
@@ -715,6 +754,7 @@ static void setup_workloads(struct workload *wl)
 		.base = -1,
 	};
 	wl[W_SHARED] = (struct workload){
+		"rcache.shared_2t", "hits, 2 threads, one shared buffer",
 		"2 threads, one shared buffer", UNIT_MOPS, 2, { hot0, hot0 },
 		.ncaches = 1, .base = -1,
 	};
@@ -724,7 +764,10 @@ static void setup_workloads(struct workload *wl)
 static void job_init(struct job *j, const struct workload *wl,
 		     const struct side *sd, int s, void *const *caches)
 {
-	*j = (struct job){ .min_share = wl->all_runs ? 0 : FULL_SHARE };
+	*j = (struct job){
+		.ms = wl->ms ? wl->ms : run_ms,
+		.min_share = wl->all_runs ? 0 : FULL_SHARE,
+	};
 	for (int i = 0; i < wl->nthreads; i++)
 		j->w[j->n++] = (struct worker){
 			.cpu = cpu_of(i), .loop = sd->loop,
@@ -1050,6 +1093,9 @@ static void report(int i, const struct workload *wl,
 		printf("    UCX: not built\n");
 	if (w->change[0].n)
 		print_changer(r, nsides, names);
+	bench_record(w->key, w->label, figure(w->unit, r[0].med.rate),
+		     unit_name[w->unit], nsides == NSIDES ?
+		     figure(w->unit, r[1].med.rate) : 0, "UCX");
 	if (nsides == NSIDES)
 		target("uhmm / UCX", figure(w->unit, r[0].med.rate) /
 		       figure(w->unit, r[1].med.rate), "x", le, le ? 0.5 : 2);
@@ -1239,6 +1285,10 @@ static void bench_strict(struct uhmm_mm *mm, const struct workload *wl,
 	}
 	bench_line("  getppid() syscall, 1 thread (kernel entry)", sys1,
 		   "ns/call", -1, NULL);
+	bench_record("rcache.strict_hit", "strict hit, 1 thread", s1, "ns/op",
+		     r1, "relaxed hit");
+	bench_record("rcache.strict_hit_2t", "strict hits, 2 threads, per "
+		     "thread", s2, "ns/op", r2, "relaxed hits");
 	printf("\n   targets, strict mode\n");
 	bench_line("Strict-mode get+put, 1 thread", s1, "ns/op", 400, "400");
 	line_ge("strict 2 threads / one thread (throughput)", 2 * s1 / s2,
@@ -1526,6 +1576,13 @@ static void bench_io(struct uhmm_mm *mm)
 	check(uhmm_rcache_stats(s.rc, &st), "uhmm_rcache_stats");
 	printf("  (cache: %lu hits, %lu misses)\n", st.hits, st.misses);
 
+	bench_record("rcache.uring_64k", dfd < 0 ?
+		     "64 KiB buffered read, fixed buffer via cache" :
+		     "64 KiB O_DIRECT read, fixed buffer via cache",
+		     us[1][IO_CACHE], "us", us[1][IO_PLAIN], "plain read");
+	bench_record("rcache.uring_4k_cached", "4 KiB cached read, fixed "
+		     "buffer via cache", bus[0][IO_CACHE], "us",
+		     bus[0][IO_PLAIN], "plain read");
 	printf("\n   targets, 64 KiB, %s\n", dfd < 0 ? "BUFFERED" : "O_DIRECT");
 	line_ge("(b) plain / (a) cache", us[1][IO_PLAIN] / us[1][IO_CACHE],
 		"x", 1.0, "1.0");
@@ -1542,6 +1599,84 @@ out:
 		munmap(s.buf, IO_MAX);
 }
 
+/* ---- section 4: the hit sweep ---- */
+
+/* Records point (x, y) of series "rcache.<what>.<side>.<by><n>". */
+static void sweep_point(const char *what, const char *side, char by,
+			size_t n, size_t x, double y)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "rcache.%s.%s.%c%zu", what, side, by, n);
+	bench_point(key, (double)x, y);
+}
+
+/*
+ * One point: nthreads threads on nbufs buffers, on each side; prints its
+ * row and records it. Returns the share of the timed gets that missed.
+ */
+static double sweep_one(const struct side *sides, int nsides, int nthreads,
+			size_t nbufs)
+{
+	static const char *const keys[NSIDES] = { "uhmm", "ucx" };
+	struct workload wl = {
+		.title = "sweep", .unit = UNIT_NS, .nthreads = nthreads,
+		.ncaches = 1, .max_regions = SWEEP_CAP, .all_runs = true,
+		.base = -1, .ms = (long)bench_scaled(SWEEP_MS, 2),
+	};
+	size_t len = nbufs * 2 > RAND_LEN ? nbufs * 2 : RAND_LEN;
+	double ns[NSIDES] = { 0 }, mops[NSIDES] = { 0 }, missed = 0;
+	struct result res[NSIDES];
+
+	for (int i = 0; i < nthreads; i++)
+		wl.plan[i] = plan_random(POOL_SWEEP, nbufs, len, SEED + 10 + i);
+	measure_workload(&wl, sides, nsides, res);
+	for (int s = 0; s < nsides; s++) {
+		ns[s] = res[s].med.cpu_op;
+		mops[s] = res[s].med.rate / 1e6;
+		missed += res[s].med.miss;
+		/* Each point twice: against buffers, and against threads. */
+		sweep_point("hit_ns", keys[s], 't', nthreads, nbufs, ns[s]);
+		sweep_point("mops", keys[s], 't', nthreads, nbufs, mops[s]);
+		sweep_point("hit_ns", keys[s], 'b', nbufs, nthreads, ns[s]);
+		sweep_point("mops", keys[s], 'b', nbufs, nthreads, mops[s]);
+	}
+	if (nsides == NSIDES)
+		printf("  %7d %7zu | %9.2f %9.2f %7.2fx | %9.2f %9.2f %7.2fx\n",
+		       nthreads, nbufs, ns[0], ns[1], ns[0] / ns[1], mops[0],
+		       mops[1], mops[0] / mops[1]);
+	else
+		printf("  %7d %7zu | %9.2f %9s %8s | %9.2f %9s %8s\n",
+		       nthreads, nbufs, ns[0], "-", "-", mops[0], "-", "-");
+	for (int i = 0; i < nthreads; i++)
+		free(wl.plan[i].steps);
+	return missed;
+}
+
+static void bench_sweep(struct uhmm_mm *mm)
+{
+	static const int threads[] = { 1, 2, 4 };
+	static const size_t bufs[] = { 1, 10, 100, 1000, SWEEP_MAX_BUFS };
+	struct side sides[NSIDES] = { uhmm_side(mm, UHMM_RCACHE_RELAXED) };
+	double missed = 0;
+	int nsides = 1;
+
+	printf("\n4. hit sweep: T threads on the same B buffers, each in "
+	       "its own random order;\n   every run kept, %ld ms each; ns: "
+	       "CPU time per get+put, M ops/s: all threads\n",
+	       (long)bench_scaled(SWEEP_MS, 2));
+	if (ucx_side(&sides[1]))
+		nsides++;
+	printf("  %7s %7s | %9s %9s %8s | %9s %9s %8s\n", "threads",
+	       "buffers", "uhmm ns", "UCX ns", "uhmm/UCX", "uhmm M/s",
+	       "UCX M/s", "uhmm/UCX");
+	for (size_t t = 0; t < sizeof(threads) / sizeof(*threads); t++)
+		for (size_t b = 0; b < sizeof(bufs) / sizeof(*bufs); b++)
+			missed += sweep_one(sides, nsides, threads[t], bufs[b]);
+	if (missed > 0)
+		printf("  (some timed gets missed: the caps are too small)\n");
+}
+
 /* The workloads, and the plans they point to, live to the end. */
 static struct workload workloads[NWORKLOADS];
 
@@ -1551,9 +1686,13 @@ int main(void)
 	struct uhmm_mm *mm;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	run_ms = (long)bench_scaled(RUN_MS, 2);
 	printf("uhmm registration-cache benchmark: median of %d runs, "
-	       "%d ms each in sections 1 and 2; %ld CPUs\n", BENCH_RUNS,
-	       RUN_MS, sysconf(_SC_NPROCESSORS_ONLN));
+	       "%ld ms each in sections 1 and 2; %ld CPUs\n", BENCH_RUNS,
+	       run_ms, sysconf(_SC_NPROCESSORS_ONLN));
+	if (bench_scale() != 1)
+		printf("UHMM_BENCH_SCALE %g: run times and reads scaled\n",
+		       bench_scale());
 	/* Relaxed: each cache says its own mode (see the top comment). */
 	check(uhmm_mm_open(&mm, UHMM_MM_RELAXED), "uhmm_mm_open");
 	/* One mapping for every buffer; no cache touches the pages. */
@@ -1566,6 +1705,7 @@ int main(void)
 	bench_compare(mm, workloads, res);
 	bench_strict(mm, workloads, &res[W_HOT][0], &res[W_HOT2][0]);
 	bench_io(mm);
+	bench_sweep(mm);
 
 	/* Unmap while the monitored mm is open: its reader reads the events. */
 	munmap(pool, NBUFS * BUF_LEN);

@@ -10,9 +10,11 @@ set -eu
 # libuhmm_fabric (uhmm as libfabric's memory monitor), and with
 # libibverbs-dev and librdmacm-dev (the headers of the libraries whose
 # functions tests/fabric/fake-verbs.c fakes) the tests and bench-fabric that
-# run libfabric's real MR cache without RDMA hardware.
+# run libfabric's real MR cache without RDMA hardware. gnuplot-nox: the
+# plots of `uhmm bench --plot` (gnuplot without X11: PNG files only),
+# which its test (tests/cli-bench.sh) checks.
 PACKAGES="cmake gcc make binutils liburing-dev libucx-dev spin clang
-libclang-rt-14-dev libfabric-dev libibverbs-dev librdmacm-dev"
+libclang-rt-14-dev libfabric-dev libibverbs-dev librdmacm-dev gnuplot-nox"
 
 missing=""
 for p in $PACKAGES; do

@@ -14,6 +14,7 @@
 
 int cmd_probe(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* "EPERM"; other libcs than glibc get "errno 1". */
 const char *errname(int err);

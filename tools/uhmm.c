@@ -19,6 +19,10 @@ static const char usage[] =
     "  demo [--json]   show a stale io_uring fixed-buffer read after an\n"
     "                  address is reused without uhmm, and the read\n"
     "                  landing right with uhmm; --json: one JSON object\n"
+    "  bench [--json] [--quick] [--plot DIR]\n"
+    "                  run the benchmark programs and print one table of\n"
+    "                  figures against their baselines; --plot DIR also\n"
+    "                  draws PNG plots there (gnuplot)\n"
     "  help            show this help (also --help)\n";
 
 static const struct command {
@@ -27,6 +31,7 @@ static const struct command {
 } commands[] = {
 	{"probe", cmd_probe},
 	{"demo", cmd_demo},
+	{"bench", cmd_bench},
 };
 
 /* "EPERM"; glibc knows every name, other libcs get the number. */
