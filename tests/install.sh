@@ -85,6 +85,13 @@ fi
 # The command runs from the prefix.
 "$prefix/bin/uhmm" probe >"$tmp/probe.out" 2>&1 ||
 	{ cat "$tmp/probe.out"; fail "installed uhmm probe failed"; }
+# uhmm trace finds its preload library by the installed layout, under this
+# prefix, not the one configured (and not the build tree's copy).
+LD_LIBRARY_PATH="$libdir" timeout 120 "$prefix/bin/uhmm" trace -o "$tmp/trace.out" \
+	-- /bin/true >"$tmp/trace.err" 2>&1 ||
+	{ cat "$tmp/trace.err"; fail "installed uhmm trace -- /bin/true failed"; }
+grep -q "$prefix/.*libuhmm_trace.so" "$tmp/trace.out" ||
+	{ cat "$tmp/trace.out"; fail "installed uhmm trace did not use the installed library"; }
 
 # --- the examples, from the installed files only --------------------------
 cp "$src"/examples/*.c "$src"/examples/Makefile "$tmp/" ||

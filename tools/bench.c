@@ -10,7 +10,8 @@
  * a series (key, x, y) for the plots. Nothing here parses their text.
  *
  * Where the programs are: next to this binary (the build tree), else in
- * UHMM_LIBEXECDIR, where `make install` puts them. A program the build
+ * libexec/uhmm beside the installed uhmm's bin/, where `make install`
+ * puts them. A program the build
  * left out on purpose (bench-fabric without libfabric) is skipped with
  * the reason; one that is missing otherwise, or fails, makes the exit
  * status 1.
@@ -31,8 +32,8 @@
 
 #include "cli.h"
 
-#ifndef UHMM_LIBEXECDIR
-#define UHMM_LIBEXECDIR "/usr/local/libexec/uhmm"
+#ifndef UHMM_LIBEXEC_REL	/* the installed layout: CMakeLists.txt */
+#define UHMM_LIBEXEC_REL "../libexec/uhmm"
 #endif
 
 /* --quick: every bench's loops and sizes scaled by this (bench.h). */
@@ -244,26 +245,19 @@ static void on_signal(int sig)
 		kill(-child_pid, SIGTERM);
 }
 
-/* "bench-NAME" in dir, if executable there. */
-static bool find_in(const char *dir, const char *name, char *path)
+/*
+ * bench-NAME in path: beside this uhmm (the build tree), else where the
+ * installed layout puts it relative to the installed uhmm.
+ */
+static bool find_bench(const char *name, char *path)
 {
-	if (snprintf(path, PATH_MAX, "%s/bench-%s", dir, name) >= PATH_MAX)
-		return false;
-	return !access(path, X_OK);
-}
+	char rel[PATH_MAX];
 
-/* The directory this binary is in; "" if unknown. */
-static void self_dir(char *dir)
-{
-	ssize_t n = readlink("/proc/self/exe", dir, PATH_MAX - 1);
-	char *slash;
-
-	dir[n > 0 ? n : 0] = '\0';
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	else
-		dir[0] = '\0';
+	snprintf(rel, sizeof(rel), "bench-%s", name);
+	if (beside_self(rel, X_OK, path))
+		return true;
+	snprintf(rel, sizeof(rel), "%s/bench-%s", UHMM_LIBEXEC_REL, name);
+	return beside_self(rel, X_OK, path);
 }
 
 static void progress(bool tty, size_t i, const char *name, double t0,
@@ -921,7 +915,7 @@ static void remove_tmp(const char *tmp)
 int cmd_bench(int argc, char **argv)
 {
 	const char *plot_dir = NULL, *pngs[8], *scale;
-	char dir[PATH_MAX], tmp[PATH_MAX], rec[PATH_MAX], log[PATH_MAX];
+	char tmp[PATH_MAX], rec[PATH_MAX], log[PATH_MAX];
 	struct run runs[NPROGRAMS];
 	struct sigaction sa = {.sa_handler = on_signal};
 	bool json = false, failed = false;
@@ -961,7 +955,6 @@ int cmd_bench(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	self_dir(dir);
 	all0 = now_s();
 	for (size_t p = 0; p < NPROGRAMS; p++) {
 		struct run *r = &runs[p];
@@ -976,14 +969,12 @@ int cmd_bench(int argc, char **argv)
 				 programs[p].not_built);
 			continue;
 		}
-		if (!(dir[0] && find_in(dir, programs[p].name, r->path)) &&
-		    !find_in(UHMM_LIBEXECDIR, programs[p].name, r->path)) {
+		if (!find_bench(programs[p].name, r->path)) {
 			r->status = ST_FAILED;
 			snprintf(r->reason, sizeof(r->reason),
-				 "bench-%s not "
-				 "found in %s or %s",
-				 programs[p].name, dir[0] ? dir : "(unknown)",
-				 UHMM_LIBEXECDIR);
+				 "bench-%s is neither beside this uhmm nor in "
+				 "%s from it", programs[p].name,
+				 UHMM_LIBEXEC_REL);
 			continue;
 		}
 		tmp_file(rec, tmp, programs[p].name, "rec");

@@ -11,25 +11,39 @@
 #define UHMM_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 int cmd_probe(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 /* "EPERM"; other libcs than glibc get "errno 1". */
 const char *errname(int err);
 
 /*
- * JSON to stdout: one document, two-space indent, keys in the order
- * written. A value's key is NULL inside an array. Numbers that are
- * unknown print as null (j_long: negative; j_double: NaN).
+ * The file rel names relative to the directory of this uhmm binary, in
+ * out (PATH_MAX bytes), if it exists there with access mode (access(2)).
+ * The command finds what it runs this way: beside itself in the build
+ * tree, and by the installed layout's relative path (UHMM_*_REL) under
+ * any prefix, DESTDIR-staged or moved.
+ */
+bool beside_self(const char *rel, int mode, char *out);
+
+/*
+ * JSON to stdout (or to out, if set): one document, two-space indent,
+ * keys in the order written. A value's key is NULL inside an array.
+ * Numbers that are unknown print as null (j_long: negative; j_double:
+ * NaN).
  */
 struct json {
 	int depth;
 	bool first;	/* nothing printed yet at this depth */
+	FILE *out;	/* NULL: stdout */
 };
 
 void j_string(const char *s);	/* a quoted, escaped string, nothing else */
+void j_string_to(FILE *f, const char *s); /* the same, to f */
 void j_key(struct json *j, const char *key);
 void j_open(struct json *j, const char *key);		/* { */
 void j_close(struct json *j);				/* } */

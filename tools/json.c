@@ -5,41 +5,53 @@
 
 #include "cli.h"
 
-void j_string(const char *s)
+/* Where j's output goes: stdout unless the caller set j->out. */
+static FILE *jf(const struct json *j)
+{
+	return j->out ? j->out : stdout;
+}
+
+void j_string_to(FILE *f, const char *s)
 {
 	unsigned char c;
 
-	putchar('"');
+	putc('"', f);
 	for (; (c = *s); s++) {
 		if (c == '"' || c == '\\')
-			printf("\\%c", c);
+			fprintf(f, "\\%c", c);
 		else if (c == '\n')
-			fputs("\\n", stdout);
+			fputs("\\n", f);
 		else if (c == '\t')
-			fputs("\\t", stdout);
+			fputs("\\t", f);
 		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
+			fprintf(f, "\\u%04x", c);
 		else
-			putchar(c);
+			putc(c, f);
 	}
-	putchar('"');
+	putc('"', f);
+}
+
+void j_string(const char *s)
+{
+	j_string_to(stdout, s);
 }
 
 void j_key(struct json *j, const char *key)
 {
 	if (j->depth)
-		printf("%s\n%*s", j->first ? "" : ",", 2 * j->depth, "");
+		fprintf(jf(j), "%s\n%*s", j->first ? "" : ",", 2 * j->depth,
+			"");
 	j->first = false;
 	if (key) {
-		j_string(key);
-		fputs(": ", stdout);
+		j_string_to(jf(j), key);
+		fputs(": ", jf(j));
 	}
 }
 
 static void j_push(struct json *j, const char *key, char c)
 {
 	j_key(j, key);
-	putchar(c);
+	putc(c, jf(j));
 	j->depth++;
 	j->first = true;
 }
@@ -48,9 +60,9 @@ static void j_pop(struct json *j, char c)
 {
 	j->depth--;
 	if (j->first)	/* empty: {} or [] */
-		putchar(c);
+		putc(c, jf(j));
 	else
-		printf("\n%*s%c", 2 * j->depth, "", c);
+		fprintf(jf(j), "\n%*s%c", 2 * j->depth, "", c);
 	j->first = false;
 }
 
@@ -77,38 +89,37 @@ void j_array_close(struct json *j)
 void j_bool(struct json *j, const char *key, bool v)
 {
 	j_key(j, key);
-	fputs(v ? "true" : "false", stdout);
+	fputs(v ? "true" : "false", jf(j));
 }
 
 void j_long(struct json *j, const char *key, long long v)
 {
 	j_key(j, key);
 	if (v < 0)
-		fputs("null", stdout);
+		fputs("null", jf(j));
 	else
-		printf("%lld", v);
+		fprintf(jf(j), "%lld", v);
 }
 
 void j_double(struct json *j, const char *key, double v)
 {
 	j_key(j, key);
 	if (isfinite(v))
-		printf("%.6g", v);
+		fprintf(jf(j), "%.6g", v);
 	else
-		fputs("null", stdout);
+		fputs("null", jf(j));
 }
 
 void j_str(struct json *j, const char *key, const char *v)
 {
 	j_key(j, key);
 	if (v)
-		j_string(v);
+		j_string_to(jf(j), v);
 	else
-		fputs("null", stdout);
+		fputs("null", jf(j));
 }
 
 void j_end(struct json *j)
 {
-	(void)j;
-	putchar('\n');
+	putc('\n', jf(j));
 }

@@ -4,34 +4,40 @@
  * dispatched from here. See uhmm(1).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 static const char usage[] =
-    "usage: uhmm <command> [options]\n"
+    "usage: uhmm <command> [options]   (see uhmm(1))\n"
     "\n"
     "commands:\n"
-    "  probe [--json]  report what this kernel and process allow, and\n"
-    "                  which uhmm features work here; --json prints one\n"
-    "                  JSON object (null: unknown, or unlimited memlock)\n"
     "  demo [--json]   show a stale io_uring fixed-buffer read after an\n"
     "                  address is reused without uhmm, and the read\n"
     "                  landing right with uhmm; --json: one JSON object\n"
+    "  trace [-o FILE] [--json] -- CMD [ARGS...]\n"
+    "                  run CMD and report every invalidation of its\n"
+    "                  memory as it happens, and a summary at its end\n"
     "  bench [--json] [--quick] [--plot DIR]\n"
     "                  run the benchmark programs and print one table of\n"
     "                  figures against their baselines; --plot DIR also\n"
     "                  draws PNG plots there (gnuplot)\n"
+    "  probe [--json]  report what this kernel and process allow, and\n"
+    "                  which uhmm features work here; --json prints one\n"
+    "                  JSON object (null: unknown, or unlimited memlock)\n"
     "  help            show this help (also --help)\n";
 
 static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{"probe", cmd_probe},
 	{"demo", cmd_demo},
+	{"trace", cmd_trace},
 	{"bench", cmd_bench},
+	{"probe", cmd_probe},
 };
 
 /* "EPERM"; glibc knows every name, other libcs get the number. */
@@ -47,6 +53,21 @@ const char *errname(int err)
 		return name;
 	snprintf(buf, sizeof(buf), "errno %d", err);
 	return buf;
+}
+
+bool beside_self(const char *rel, int mode, char *out)
+{
+	ssize_t n = readlink("/proc/self/exe", out, PATH_MAX - 1);
+	char *slash;
+
+	if (n <= 0)
+		return false;
+	out[n] = '\0';
+	slash = strrchr(out, '/');
+	if (!slash || (size_t)(slash + 1 - out) + strlen(rel) >= PATH_MAX)
+		return false;
+	strcpy(slash + 1, rel);
+	return !access(out, mode);
 }
 
 int main(int argc, char **argv)
