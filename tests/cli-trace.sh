@@ -237,6 +237,42 @@ grep -q " unmap *$s .* pid [0-9]* tid " "$tmp/fork" ||
 grep -q ' protection ' "$tmp/fork" ||
 	fail "fork: no write-protection of the parent's memory"
 
+# --- a program that closes descriptors it did not open --------------------
+# (closefrom(3), as daemons do): the trace's and uhmm's descriptors stay
+# open, so no munmap waits forever for a reader on a closed userfaultfd and
+# no uhmm write lands in the program's files.
+mkdir "$tmp/cf"
+$T "$uhmm" trace -o "$tmp/closefrom" -- "$victim" closefrom "$tmp/cf" \
+	>"$tmp/closefrom.out"
+rc=$?
+[ $rc -eq 0 ] || fail "closefrom under trace exited $rc: $(cat "$tmp/closefrom.out")"
+grep -q 'note: .*close_range() of descriptor [0-9]*, which uhmm trace uses: kept open' \
+	"$tmp/closefrom" || fail "closefrom: no note of the descriptors kept"
+s=$(awk '$1 == "expect" { print $3 "-" $4 }' "$tmp/closefrom.out")
+grep -q " unmap *$s " "$tmp/closefrom" ||
+	fail "closefrom: the munmap after it is not traced"
+# Descriptors 0-9 stay the program's: a shell's `exec 3>file` works.
+out=$($T "$uhmm" trace -o "$tmp/sh3" -- sh -c \
+	'for fd in 3 4 5 6 7 8 9; do eval "exec $fd>\"$0/fd\$fd\""; done; echo ok' \
+	"$tmp" 2>&1)
+[ "$out" = ok ] || fail "sh redirections to 3-9 under trace: '$out'"
+
+# --- a signal handler that maps memory while fork() runs ------------------
+out=$($T "$uhmm" trace -o "$tmp/sigfork" -- "$victim" sigfork 200)
+rc=$?
+[ $rc -eq 0 ] || fail "sigfork under trace exited $rc (124: hung): $out"
+
+# --- SIGCHLD ignored by whoever started uhmm trace ------------------------
+# (inherited across exec): the program's status must not be lost.
+if env --ignore-signal=CHLD true 2>/dev/null; then
+	rc=0
+	env --ignore-signal=CHLD "$uhmm" trace -o "$tmp/chld" -- \
+		sh -c "exit 7" || rc=$?
+	[ $rc -eq 7 ] || fail "with SIGCHLD ignored, trace exited $rc, want 7"
+else
+	echo "SIGCHLD part skipped: env has no --ignore-signal (coreutils < 8.31)"
+fi
+
 # --- usage ----------------------------------------------------------------
 for args in "trace" "trace --bogus -- true" "trace -o"; do
 	# shellcheck disable=SC2086 # split on purpose

@@ -42,6 +42,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -466,9 +467,9 @@ static void watch_new(void *p, size_t len)
 	struct uhmm_interval_notifier tmp = {0};
 	int err = errno, ret;
 
-	/* A signal handler that interrupted a wrapper: uhmm may hold a
-	 * lock this would wait for. The arming pass will get it. */
-	if (in_call)
+	/* A signal handler that interrupted a wrapper or fork(): uhmm may
+	 * hold a lock this would wait for. The arming pass will get it. */
+	if (in_call || in_fork)	/* or fork(), which holds the mm's locks */
 		return;
 	in_call++;
 	ret = uhmm_interval_notifier_insert(&tmp, trace_mm, (unsigned long)p,
@@ -573,42 +574,160 @@ EXPORT int shmdt(const void *addr)
 }
 
 /*
- * uhmm's own userfaultfd: libuhmm's ioctl() calls come here too, and its
- * arming meets the program's registrations. It is the userfaultfd open
- * when the constructor has opened the mm (before the program ran; a
- * userfaultfd inherited across exec would be taken for uhmm's too).
+ * The trace's descriptors: the socket, the shared counters, and what
+ * uhmm_mm_open() opened (its userfaultfd and eventfds, found as the
+ * descriptors that appeared across it, before the program ran). A
+ * program that closes descriptors it did not open (closefrom(3), a
+ * daemon's loop, Python's os.closerange) would otherwise close them:
+ * uhmm's reader would then sleep on a dead userfaultfd, every munmap of
+ * watched memory would wait for it forever, and uhmm's eventfd writes
+ * would land in whatever file got the number. So close(), close_range(),
+ * closefrom(), dup2() and dup3() keep them: a close of one succeeds
+ * without closing it; a dup onto one fails with EBUSY. Said once, in a
+ * note or a warning. A raw system call is not seen.
  */
-#define MAX_UHMM_UFFDS 4
-static int uhmm_uffds[MAX_UHMM_UFFDS];
-static int nuhmm_uffds;
+#define MAX_OWN_FDS 16
+#define LOW_FDS 10	/* the numbers the trace leaves to the program */
+static int own_fds[MAX_OWN_FDS];	/* set by the constructor */
+static int nown_fds;
+static int uhmm_uffd_fd = -1;		/* among them */
 
-static void find_uhmm_uffds(void)
+static bool own_fd(int fd)
 {
-	char path[300], link[64];
-	struct dirent *d;
+	for (int i = 0; i < nown_fds; i++)
+		if (own_fds[i] == fd)
+			return true;
+	return false;
+}
+
+/* Kept in ascending order, for close_range(). */
+static void own_fd_add(int fd)
+{
+	int i;
+
+	if (fd < 0 || own_fd(fd) || nown_fds == MAX_OWN_FDS)
+		return;
+	for (i = nown_fds; i > 0 && own_fds[i - 1] > fd; i--)
+		own_fds[i] = own_fds[i - 1];
+	own_fds[i] = fd;
+	nown_fds++;
+}
+
+/* The descriptors open now, up to max; how many. */
+static int open_fds(int *fds, int max)
+{
 	DIR *dir = opendir("/proc/self/fd");
-	ssize_t n;
+	struct dirent *d;
+	int n = 0;
 
 	if (!dir)
-		return;
-	while (nuhmm_uffds < MAX_UHMM_UFFDS && (d = readdir(dir))) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", d->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (!strcmp(link, "anon_inode:[userfaultfd]"))
-			uhmm_uffds[nuhmm_uffds++] = atoi(d->d_name);
-	}
+		return 0;
+	while (n < max && (d = readdir(dir)))
+		if (d->d_name[0] != '.' && atoi(d->d_name) != dirfd(dir))
+			fds[n++] = atoi(d->d_name);
 	closedir(dir);
+	return n;
+}
+
+/* After uhmm_mm_open(): what appeared since before[0..nbefore). */
+static void own_fds_find(const int *before, int nbefore)
+{
+	char path[64], link[64];
+	int now[1024], n = open_fds(now, 1024);
+
+	for (int i = 0; i < n; i++) {
+		bool old = false;
+		ssize_t len;
+
+		for (int k = 0; k < nbefore && !old; k++)
+			old = before[k] == now[i];
+		if (old)
+			continue;
+		own_fd_add(now[i]);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", now[i]);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len > 0) {
+			link[len] = '\0';
+			if (!strcmp(link, "anon_inode:[userfaultfd]"))
+				uhmm_uffd_fd = now[i];
+		}
+	}
 }
 
 static bool uhmm_uffd(int fd)
 {
-	for (int i = 0; i < nuhmm_uffds; i++)
-		if (uhmm_uffds[i] == fd)
-			return true;
-	return false;
+	return fd >= 0 && fd == uhmm_uffd_fd;
+}
+
+static void own_fd_kept(int fd, const char *call)
+{
+	static bool said;
+
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		emit_text(TRACE_NOTE, "%s() of descriptor %d, which uhmm trace "
+			  "uses: kept open (the program's call succeeds)",
+			  call, fd);
+}
+
+EXPORT int close(int fd)
+{
+	if (own_fd(fd)) {
+		own_fd_kept(fd, "close");
+		return 0;
+	}
+	return (int)syscall(SYS_close, fd);
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	unsigned int from = first;
+
+	/* The gaps between our descriptors (own_fds is in ascending order). */
+	for (int i = 0; i < nown_fds; i++) {
+		unsigned int fd = (unsigned int)own_fds[i];
+
+		if (fd < from || fd > last)
+			continue;
+		own_fd_kept((int)fd, "close_range");
+		if (fd > from &&
+		    syscall(SYS_close_range, from, fd - 1, flags) < 0)
+			return -1;
+		from = fd + 1;
+	}
+	if (from > last || !from)	/* past last, or wrapped */
+		return 0;
+	return (int)syscall(SYS_close_range, from, last, flags);
+}
+
+EXPORT void closefrom(int lowfd)
+{
+	close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0);
+}
+
+static int dup_onto_own(int newfd, const char *call)
+{
+	static bool said;
+
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		emit_text(TRACE_WARN, "%s() onto descriptor %d, which uhmm "
+			  "trace uses: refused with EBUSY (the program would "
+			  "not get this error without the trace)", call, newfd);
+	errno = EBUSY;
+	return -1;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	if (oldfd != newfd && own_fd(newfd))
+		return dup_onto_own(newfd, "dup2");
+	return (int)syscall(SYS_dup2, oldfd, newfd);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	if (own_fd(newfd))
+		return dup_onto_own(newfd, "dup3");
+	return (int)syscall(SYS_dup3, oldfd, newfd, flags);
 }
 
 /*
@@ -677,7 +796,8 @@ __attribute__((constructor)) static void trace_init(void)
 {
 	const char *env = getenv(TRACE_ENV_FD), *ms = getenv(TRACE_ENV_ARM_MS);
 	char exe[PATH_MAX] = "?";
-	int sock, memfd, type, segments, ret;
+	int sock, memfd, type, segments, ret, before[1024], nbefore;
+	int fill[LOW_FDS], nfill;
 	socklen_t tlen = sizeof(type);
 	pthread_attr_t attr;
 	sigset_t all, old;
@@ -706,13 +826,26 @@ __attribute__((constructor)) static void trace_init(void)
 
 	/* Relaxed: trace reads no translations, so it needs no wait for
 	 * changes in flight (nor strict mode's self-test at start-up). */
+	nbefore = open_fds(before, 1024);
+	/* uhmm's descriptors above 0-9, which shell scripts and programs
+	 * pick by hand (`exec 3>file`: a dup2() onto one of ours fails). */
+	for (nfill = 0; nfill < LOW_FDS; nfill++) {
+		fill[nfill] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fill[nfill] < 0 || fill[nfill] >= LOW_FDS)
+			break;
+	}
 	ret = uhmm_mm_open(&trace_mm, UHMM_MM_RELAXED);
+	for (int i = 0; i <= nfill && i < LOW_FDS; i++)
+		if (fill[i] >= 0)
+			syscall(SYS_close, fill[i]);
 	if (ret) {
 		emit_text(TRACE_WARN, "%s: not traced: uhmm_mm_open: %s",
 			  exe, strerror(-ret));
 		return;
 	}
-	find_uhmm_uffds();
+	own_fds_find(before, nbefore);
+	own_fd_add(sock);
+	own_fd_add(memfd);
 	calibrate();
 	/* The calibration's raw unmaps are dispatched asynchronously: not
 	 * to the segments inserted next. */
@@ -747,6 +880,8 @@ __attribute__((constructor)) static void trace_init(void)
  */
 __attribute__((destructor)) static void trace_fini(void)
 {
-	if (active && !in_call)
+	/* exit() from a handler that interrupted a wrapper or fork() would
+	 * wait here for a dispatcher that waits for this thread's locks. */
+	if (active && !in_call && !in_fork)
 		uhmm_mm_sync(trace_mm);
 }

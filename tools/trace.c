@@ -452,6 +452,52 @@ static void forward(int sig)
 		kill(child_pid, sig);
 }
 
+/* fd moved to a number above 9 (close-on-exec), or left as it is. */
+static int above_low_fds(int fd)
+{
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+
+	if (high < 0)
+		return fd;
+	close(fd);
+	return high;
+}
+
+/* The command's signal setup as it was started, for the program. */
+static struct {
+	struct sigaction chld, pipe, intr, quit, term, hup;
+	sigset_t mask;
+} saved;
+
+/*
+ * Before fork(), so that no signal finds the command half set up (a
+ * SIGTERM in between would end the command and orphan the program):
+ * - SIGCHLD default: if it came ignored, the kernel would reap the
+ *   program itself and its exit status would be lost;
+ * - SIGPIPE ignored: a report to a closed pipe (`2>&1 | head`) must not
+ *   kill the command and leave the program unwaited for;
+ * - ^C and ^\ ignored: the terminal sends them to the program too, and
+ *   the command waits to report how it ended;
+ * - SIGTERM and SIGHUP passed on to the program.
+ * Blocked across fork(): handled once child_pid is set.
+ */
+static void signals_setup(void)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	struct sigaction fwd = { .sa_handler = forward };
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &saved.mask);
+	sigaction(SIGCHLD, &dfl, &saved.chld);
+	sigaction(SIGPIPE, &ign, &saved.pipe);
+	sigaction(SIGINT, &ign, &saved.intr);
+	sigaction(SIGQUIT, &ign, &saved.quit);
+	sigaction(SIGTERM, &fwd, &saved.term);
+	sigaction(SIGHUP, &fwd, &saved.hup);
+}
+
 static void child_exec(char **cmd, const char *lib, int sock, int memfd)
 {
 	const char *old = getenv("LD_PRELOAD");
@@ -473,6 +519,15 @@ static void child_exec(char **cmd, const char *lib, int sock, int memfd)
 	if (setenv("LD_PRELOAD", preload, 1) ||
 	    setenv(TRACE_ENV_FD, fds, 1))
 		_exit(127);
+	/* The program starts with the dispositions and mask the command
+	 * was started with (cmd_trace() changed them before fork()). */
+	sigaction(SIGCHLD, &saved.chld, NULL);
+	sigaction(SIGPIPE, &saved.pipe, NULL);
+	sigaction(SIGINT, &saved.intr, NULL);
+	sigaction(SIGQUIT, &saved.quit, NULL);
+	sigaction(SIGTERM, &saved.term, NULL);
+	sigaction(SIGHUP, &saved.hup, NULL);
+	sigprocmask(SIG_SETMASK, &saved.mask, NULL);
 	execvp(cmd[0], cmd);
 	fprintf(stderr, "uhmm trace: %s: %s\n", cmd[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
@@ -481,11 +536,12 @@ static void child_exec(char **cmd, const char *lib, int sock, int memfd)
 static int wait_child(pid_t pid, int sock, struct out *o, struct stats *st)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	int status;
+	bool open_end = true;	/* the program may still send */
+	int status = 1 << 8;	/* if waiting fails: a failure */
 
 	for (;;) {
 		struct pollfd p[2] = {
-			{ .fd = sock, .events = POLLIN },
+			{ .fd = open_end ? sock : -1, .events = POLLIN },
 			{ .fd = pidfd, .events = POLLIN },
 		};
 		pid_t w;
@@ -494,8 +550,13 @@ static int wait_child(pid_t pid, int sock, struct out *o, struct stats *st)
 		if (poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 100) < 0 &&
 		    errno != EINTR)
 			break;
-		if (p[0].revents)
+		/* Once every copy of the program's end is closed (it closed
+		 * it, or exec'd something that did) the socket only says so,
+		 * at once, forever: stop asking, or this loop spins. */
+		if (p[0].revents & (POLLIN | POLLERR))
 			drain(sock, o, st);
+		if ((p[0].revents & POLLHUP) && !(p[0].revents & POLLIN))
+			open_end = false;
 		w = waitpid(pid, &status, WNOHANG);
 		if (w == pid)
 			break;
@@ -518,7 +579,6 @@ int cmd_trace(int argc, char **argv)
 	struct stats st = {0};
 	struct trace_shared *sh;
 	char libbuf[PATH_MAX];
-	struct sigaction sa = { .sa_handler = forward };
 	sigset_t one;
 	int sv[2], memfd, i, status, sig, bufsz = 4 << 20;
 	pid_t pid;
@@ -582,6 +642,10 @@ int cmd_trace(int argc, char **argv)
 		fprintf(stderr, "uhmm trace: memfd: %s\n", strerror(errno));
 		return 1;
 	}
+	/* The program's descriptors 0-9 stay free: shell scripts and
+	 * programs pick those by hand (`exec 3>file`). */
+	sv[1] = above_low_fds(sv[1]);
+	memfd = above_low_fds(memfd);
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED,
 		  memfd, 0);
 	if (sh == MAP_FAILED) {
@@ -605,6 +669,7 @@ int cmd_trace(int argc, char **argv)
 	fflush(o.f);
 
 	o.t0 = now_ns();
+	signals_setup();
 	pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "uhmm trace: fork: %s\n", strerror(errno));
@@ -615,13 +680,8 @@ int cmd_trace(int argc, char **argv)
 		child_exec(argv + i, lib, sv[1], memfd);
 	}
 	child_pid = pid;
+	sigprocmask(SIG_SETMASK, &saved.mask, NULL);
 	close(sv[1]);
-	/* The terminal's ^C and ^\ are for the program (it has them too);
-	 * the command waits to report how it ended. */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 
 	status = wait_child(pid, sv[0], &o, &st);
 

@@ -17,10 +17,16 @@
  *   fork            a child unmaps a buffer and exits; then the parent
  *   exec PROG ARGS  unmaps a buffer, then becomes PROG ARGS
  *   segv            dies of a real segmentation fault
+ *   closefrom DIR   closes every descriptor from 3 up (as daemons do),
+ *                   writes 8 files in DIR through new descriptors, then
+ *                   unmaps a buffer: each file must hold what it wrote
+ *   sigfork N       forks N times while another thread signals it; the
+ *                   handler maps and unmaps a page (interrupting fork)
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -175,6 +181,84 @@ static int do_fork(void)
 	return 0;
 }
 
+/* Descriptors that the program did not open are its to close. */
+static int closefrom_files(const char *dir)
+{
+	char path[4096], buf[32];
+	int fds[8], bad = 0;
+	char *a = map(1);
+
+	closefrom(3);
+	for (int i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "%s/file%d", dir, i);
+		fds[i] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fds[i] < 0 || write(fds[i], "hello\n", 6) != 6)
+			return 1;
+	}
+	unmap(a, page);
+	a = map(1);
+	syscall(SYS_munmap, a, page);	/* waits for the trace's reader */
+	for (int i = 0; i < 8; i++) {
+		ssize_t n = pread(fds[i], buf, sizeof(buf), 0);
+
+		if (n != 6 || memcmp(buf, "hello\n", 6)) {
+			printf("file%d: %zd bytes, not what was written\n", i, n);
+			bad = 1;
+		}
+		close(fds[i]);
+	}
+	return bad;
+}
+
+static volatile sig_atomic_t handled;
+
+static void map_in_handler(int sig)
+{
+	int err = errno;
+	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)sig;
+	if (p != MAP_FAILED)
+		munmap(p, (size_t)page);
+	handled++;
+	errno = err;
+}
+
+static void *signaller(void *arg)
+{
+	pthread_t main_thread = *(pthread_t *)arg;
+
+	for (;;) {
+		pthread_kill(main_thread, SIGUSR1);
+		usleep(20);
+	}
+	return NULL;
+}
+
+static int sigfork(int n)
+{
+	pthread_t self = pthread_self(), t;
+	struct sigaction sa = { .sa_handler = map_in_handler };
+
+	sigaction(SIGUSR1, &sa, NULL);
+	if (pthread_create(&t, NULL, signaller, &self))
+		return 1;
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		int status;
+
+		if (pid < 0)
+			return 1;
+		if (!pid)
+			_exit(0);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	printf("%d forks, %d signals handled\n", n, (int)handled);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	page = sysconf(_SC_PAGESIZE);
@@ -202,7 +286,12 @@ int main(int argc, char **argv)
 		*bad = 1;
 		return 1;
 	}
+	if (argc == 3 && !strcmp(argv[1], "closefrom"))
+		return closefrom_files(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "sigfork"))
+		return sigfork(atoi(argv[2]));
 	fprintf(stderr, "usage: trace-victim events N | many N | own-uffd | "
-		"own-uffd-first | fork | exec PROG ARGS | segv\n");
+		"own-uffd-first | fork | exec PROG ARGS | segv | "
+		"closefrom DIR | sigfork N\n");
 	return 2;
 }
