@@ -17,15 +17,22 @@ SANITIZER_SCALE ?= 0.2
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps release run check check-release check-asan check-tsan check-fuzz \
-	bench install clean
+.PHONY: all deps deps-build deps-bench release run check check-release \
+	check-asan check-tsan check-fuzz bench install clean
 
 all: release
 
+# The Debian packages each goal needs (scripts/deps.sh): the build alone
+# for run and install, more for bench, everything for check - installed
+# before the build is configured, so that it finds them.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh all
+deps-build:
+	@sh scripts/deps.sh build
+deps-bench:
+	@sh scripts/deps.sh bench
 
-release: deps
+release: deps-build
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DUHMM_WERROR=ON >/dev/null
 	cmake --build build/release -j $(JOBS)
 
@@ -34,7 +41,7 @@ run: release
 
 check: check-release check-asan check-tsan check-fuzz
 
-check-release: release
+check-release: deps release
 	cd build/release && ctest --output-on-failure -j $(JOBS)
 
 check-asan: deps
@@ -56,7 +63,7 @@ check-fuzz: deps
 	cmake --build build/fuzz -j $(JOBS) --target fuzz-api fuzz-itree
 	cd build/fuzz && ctest --output-on-failure -L fuzz
 
-bench: release
+bench: deps-bench release
 	build/release/uhmm bench $(BENCH_ARGS)
 
 # The prefix is given at install time, not configure time, so that

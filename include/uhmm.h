@@ -148,7 +148,8 @@ struct uhmm_mm;
  * kernel orders mmap() against fork(), uhmm cannot.
  *
  * Returns 0 and sets *mmp, or:
- *   -EINVAL      mmp is NULL or flags has unknown bits
+ *   -EINVAL      mmp is NULL, flags has unknown bits, or both
+ *                UHMM_MM_STRICT and UHMM_MM_RELAXED
  *   -ENOMEM      out of memory
  *   -EPERM       userfaultfd is forbidden here (a seccomp policy, or a
  *                kernel before 5.11 with vm.unprivileged_userfaultfd=0):

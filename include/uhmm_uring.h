@@ -130,6 +130,7 @@ UHMM_API int uhmm_uring_prep_write_fixed(struct uhmm_rcache *rc,
  * not be shared with another submitter while this runs, and must have no
  * other request in flight (the first completion is taken as this one's).
  * Returns the bytes read (the completion's res), or a negative errno:
+ *   -EINVAL  ring is NULL
  *   -EBUSY   the submission queue is full
  *   an error of uhmm_uring_prep_read_fixed(), of io_uring_submit(), or
  *   of the read itself.

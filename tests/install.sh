@@ -86,8 +86,16 @@ fi
 "$prefix/bin/uhmm" probe >"$tmp/probe.out" 2>&1 ||
 	{ cat "$tmp/probe.out"; fail "installed uhmm probe failed"; }
 # uhmm trace finds its preload library by the installed layout, under this
-# prefix, not the one configured (and not the build tree's copy).
-LD_LIBRARY_PATH="$libdir" timeout 120 "$prefix/bin/uhmm" trace -o "$tmp/trace.out" \
+# prefix, not the one configured (and not the build tree's copy); it and
+# the bench programs find the installed libuhmm by their RPATH, with no
+# LD_LIBRARY_PATH and before ldconfig knows the prefix.
+for b in "$prefix"/libexec/uhmm/bench-* "$prefix"/lib*/uhmm/libuhmm_trace.so \
+	"$prefix"/lib/*/uhmm/libuhmm_trace.so; do
+	[ -e "$b" ] || continue
+	ldd "$b" | grep -q 'libuhmm.so.0 => '"$prefix"/ ||
+		fail "installed $b does not find the installed libuhmm: $(ldd "$b" | grep uhmm)"
+done
+timeout 120 "$prefix/bin/uhmm" trace -o "$tmp/trace.out" \
 	-- /bin/true >"$tmp/trace.err" 2>&1 ||
 	{ cat "$tmp/trace.err"; fail "installed uhmm trace -- /bin/true failed"; }
 grep -q "$prefix/.*libuhmm_trace.so" "$tmp/trace.out" ||

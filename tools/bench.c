@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +41,8 @@
 #define QUICK_SCALE "0.05"
 /* A guard against a hung program only; no figure depends on it. */
 #define HANG_SECONDS 1800
+/* Seconds a program has to end after the SIGTERM of an interrupt. */
+#define KILL_GRACE 5
 
 static const char usage[] =
     "usage: uhmm bench [--json] [--quick] [--plot DIR]\n"
@@ -236,6 +239,7 @@ static double now_s(void)
 
 /* The child being waited for, for the signal handler. */
 static volatile sig_atomic_t child_pid, interrupted;
+static double interrupted_at;	/* when the loop saw it, 0 before */
 
 /* Stop the program (and whatever it forked) with us. */
 static void on_signal(int sig)
@@ -300,6 +304,10 @@ static void run_program(size_t p, struct run *r, const char *rec,
 	if (pid == 0) {
 		/* A group of its own: a hang or a ^C stops its children. */
 		setpgid(0, 0);
+		/* A bench must not outlive the command (killed, OOM): it
+		 * would pin both CPUs for minutes with no one to read it. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() == 1)
+			_exit(126);
 		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
 		    dup2(fd, STDERR_FILENO) < 0)
@@ -317,7 +325,12 @@ static void run_program(size_t p, struct run *r, const char *rec,
 		got = waitpid(pid, &status, WNOHANG);
 		if (got == pid || (got < 0 && errno != EINTR))
 			break;
-		if (now_s() - t0 > HANG_SECONDS && !interrupted)
+		if (interrupted && !interrupted_at)
+			interrupted_at = now_s();
+		/* A hang, or a program still running KILL_GRACE s after the
+		 * SIGTERM of an interrupt: SIGKILL, to its whole group. */
+		if (now_s() - t0 > HANG_SECONDS ||
+		    (interrupted && now_s() - interrupted_at > KILL_GRACE))
 			kill(-pid, SIGKILL);
 		nanosleep(&tick, NULL);
 		if (tty)
@@ -558,7 +571,7 @@ static const char styles[] =
 		{ "rcache." what ".ucx.t2", "UCX, 2 threads", 5 },	\
 		{ "rcache." what ".ucx.t4", "UCX, 4 threads", 6 } } }
 #define VS_THREADS(what, ylabel)					\
-	{ "against threads, by working set", "threads (2 CPUs)",	\
+	{ "against threads, by working set", "threads",		\
 	  ylabel, 2, 10, {						\
 		{ "rcache." what ".uhmm.b1", "uhmm, 1 buffer", 1 },	\
 		{ "rcache." what ".uhmm.b100", "uhmm, 100 buffers", 2 },\
@@ -751,7 +764,7 @@ static int script_munmap(FILE *gp, const char *dir, const char **pngs,
 		MUNMAP_PNG, MUNMAP_PNG);
 	fprintf(gp, "set title 'munmap() of registered memory against "
 		    "unregistered, same run (bench-events, bench-fabric)'\n"
-		    "unset logscale\nset logscale y 10\nset yrange [1:*]\n"
+		    "unset logscale\nset logscale y 10\nset yrange [0.1:*]\n"
 		    "set bmargin -1\n"
 		    "set xlabel ''\nset ylabel 'us per munmap (log scale)'\n"
 		    "set style data histograms\n"
