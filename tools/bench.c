@@ -188,7 +188,7 @@ static void read_records(const char *path, int p)
 			    .label = xstrdup(fl[2]),
 			    .value = number(fl[3]),
 			    .unit = xstrdup(fl[4]),
-			    .base = number(fl[5]),
+			    .base = number(fl[5]) > 0 ? number(fl[5]) : NAN,
 			    .base_name = xstrdup(fl[6]),
 			};
 		} else if (n == 4 && !strcmp(fl[0], "point")) {
@@ -402,7 +402,8 @@ static void print_table(const struct run *runs, double seconds,
 	printf("uhmm bench: %zu programs in %d min %02d s, scale %s\n",
 	       NPROGRAMS, (int)seconds / 60, (int)seconds % 60, scale);
 	printf("ratio = value / baseline, both from the same run of the "
-	       "same program\n\n");
+	       "same program\n(for times lower is better, for ops/s "
+	       "higher)\n\n");
 	printf("  %-44s %9s %-6s %9s %7s  %s\n", "figure", "value", "unit",
 	       "baseline", "ratio", "baseline is");
 	for (size_t p = 0; p < NPROGRAMS; p++) {
@@ -956,9 +957,14 @@ int cmd_bench(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* As the programs read it (bench_scale()): else they run at 1. */
 	scale = getenv("UHMM_BENCH_SCALE");
-	if (!scale || !*scale)
+	if (!scale || !(number(scale) > 0 && number(scale) <= 10)) {
+		if (scale && *scale)
+			fprintf(stderr, "uhmm bench: UHMM_BENCH_SCALE=%s is "
+				"not in (0, 10]: scale 1\n", scale);
 		scale = "1";
+	}
 	if (!make_tmp(tmp)) {
 		fprintf(stderr, "uhmm bench: mkdtemp %s: %s\n", tmp,
 			strerror(errno));
