@@ -211,6 +211,10 @@ int main(void)
 	CHECK(!gave_up);
 	pthread_mutex_unlock(&lock);
 	CHECK_EQ(t_dev_calls(&slow), 1);
+	/* The pages' unmaps, read after the slow one, are dispatched after
+	 * it; read_begin above waited only for events that change slow's
+	 * page. */
+	REQUIRE(uhmm_mm_sync(w.mm) == 0);
 	for (int i = 0; i < ROUNDS; i++) {
 		CHECK_EQ(t_dev_calls(&page_devs[i]), 1);
 		CHECK_EQ(uhmm_interval_notifier_remove(&page_devs[i].sub), 0);
