@@ -18,6 +18,14 @@ int cmd_demo(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/*
+ * The options of a subcommand whose only option is --json: sets *json;
+ * -1 to go on, else the exit status (0 after --help, 2 on anything
+ * else, with the usage).
+ */
+int json_only_options(const char *cmd, const char *usage, int argc,
+		      char **argv, bool *json);
+
 /* "EPERM"; other libcs than glibc get "errno 1". */
 const char *errname(int err);
 

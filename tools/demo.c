@@ -715,23 +715,13 @@ int cmd_demo(int argc, char **argv)
 	struct run runs[NSCEN][2];
 	struct uhmm_uring_dev *dev;
 	struct io_uring ring;
-	bool json = false, ok = true;
+	bool json, ok = true;
 	unsigned int s, m;
-	int i, fd;
+	int fd, ret;
 
-	for (i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else if (!strcmp(argv[i], "--help") ||
-			   !strcmp(argv[i], "-h")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "uhmm demo: unknown option '%s'\n%s",
-				argv[i], usage);
-			return 2;
-		}
-	}
+	ret = json_only_options("demo", usage, argc, argv, &json);
+	if (ret >= 0)
+		return ret;
 
 	if (preflight(json, &ring, &dev))
 		return 1;

@@ -388,22 +388,12 @@ static void print_json(const struct uhmm_probe *p)
 int cmd_probe(int argc, char **argv)
 {
 	struct uhmm_probe p;
-	bool json = false;
-	int i, ret;
+	bool json;
+	int ret;
 
-	for (i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else if (!strcmp(argv[i], "--help") ||
-			   !strcmp(argv[i], "-h")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "uhmm probe: unknown option '%s'\n%s",
-				argv[i], usage);
-			return 2;
-		}
-	}
+	ret = json_only_options("probe", usage, argc, argv, &json);
+	if (ret >= 0)
+		return ret;
 
 	ret = uhmm_probe_run(&p);
 	if (ret < 0) {

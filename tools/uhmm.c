@@ -55,6 +55,26 @@ const char *errname(int err)
 	return buf;
 }
 
+int json_only_options(const char *cmd, const char *usage, int argc,
+		      char **argv, bool *json)
+{
+	*json = false;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			*json = true;
+		} else if (!strcmp(argv[i], "--help") ||
+			   !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "uhmm %s: unknown option '%s'\n%s", cmd,
+				argv[i], usage);
+			return 2;
+		}
+	}
+	return -1;
+}
+
 bool beside_self(const char *rel, int mode, char *out)
 {
 	ssize_t n = readlink("/proc/self/exe", out, PATH_MAX - 1);
