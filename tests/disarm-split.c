@@ -20,7 +20,7 @@ static void split_then_remove(struct uhmm_mm *mm, bool by_munmap)
 	if (by_munmap) {
 		/* [0,4) [5,8); the subscription on [0,2) hears nothing */
 		REQUIRE(munmap(p + 4 * P, P) == 0);
-		t_log_wait(&l);
+		REQUIRE(uhmm_mm_sync(mm) == 0);
 	} else {
 		REQUIRE(mprotect(p + 4 * P, 4 * P, PROT_READ) == 0);
 	}

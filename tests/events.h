@@ -6,8 +6,8 @@
  * move: REMAP then UNMAP), so t_dev's last_range is not enough.
  *
  * Waiting: after a syscall in this thread, uhmm_interval_read_begin() waits
- * for the events it caused (t_log_wait); to prove that NO event came, use
- * uhmm_mm_sync() and compare the source's event count (t_events).
+ * for the events it caused (t_log_wait); to prove that NO event came,
+ * compare the source's event count (t_events, which syncs) before and after.
  */
 #ifndef UHMM_TEST_EVENTS_H
 #define UHMM_TEST_EVENTS_H
@@ -166,9 +166,15 @@ static inline struct uhmm_mm *t_open_any(void)
 	return mm;
 }
 
-/* Events read from the kernel so far, by the process's source. */
+/*
+ * Events the process's source has read from the kernel for every change
+ * made so far. It syncs first: a syscall returns once its event is read,
+ * which may be before the reader has counted it, and lookups wait only for
+ * events of their own range, so nothing else settles the count.
+ */
 static inline unsigned long t_events(struct uhmm_mm *mm)
 {
+	REQUIRE(uhmm_mm_sync(mm) == 0);
 	return __atomic_load_n(&uffd_of(mm->source)->events, __ATOMIC_SEQ_CST);
 }
 
