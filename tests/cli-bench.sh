@@ -8,12 +8,7 @@
 # Needs only POSIX sh, grep, sed, awk, od and timeout.
 uhmm=$1
 [ -x "$uhmm" ] || { echo "usage: $0 path/to/uhmm"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
-
-. "$(dirname "$0")/json.sh"
+. "$(dirname "$0")/cli.sh"
 
 # --- usage (before anything runs) ----------------------------------------
 for args in "bench --bogus" "bench --plot" "bench extra" "bench --json x"; do
@@ -119,5 +114,4 @@ for p in invalidation hit-latency throughput munmap; do
 	grep -q "\"$p.png\"" "$tmp/json" || fail "$p.png not listed in the JSON"
 done
 
-[ $failed -eq 0 ] && echo "uhmm bench: ok"
-exit $failed
+finish "uhmm bench: ok"

@@ -6,12 +6,7 @@
 # The demo uses userfaultfd and io_uring: each run is bounded by timeout.
 uhmm=$1
 [ -x "$uhmm" ] || { echo "usage: $0 path/to/uhmm"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
-
-. "$(dirname "$0")/json.sh"
+. "$(dirname "$0")/cli.sh"
 
 scenarios="munmap-mmap free-malloc madv-dontneed raw-munmap"
 nscen=4
@@ -117,5 +112,4 @@ rc=$?
 grep -q '^usage: uhmm demo' "$tmp/out" || fail "'uhmm demo --help' printed no usage"
 "$uhmm" help | grep -q '^  demo ' || fail "'uhmm help' does not list demo"
 
-[ $failed -eq 0 ] && echo "uhmm demo: ok"
-exit $failed
+finish "uhmm demo: ok"

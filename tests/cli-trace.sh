@@ -12,15 +12,10 @@ uhmm=$1
 victim=$2
 [ -x "$uhmm" ] && [ -x "$victim" ] ||
 	{ echo "usage: $0 path/to/uhmm path/to/trace-victim"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+. "$(dirname "$0")/cli.sh"
 # Every run is bounded: a hang fails the test instead of stalling it.
 T="timeout 60"
 ulimit -c 0 2>/dev/null
-
-. "$(dirname "$0")/json.sh"
 
 # Can this machine trace at all? (userfaultfd forbidden: skip, saying why)
 $T "$uhmm" trace -- /bin/true 2>"$tmp/true.err" >"$tmp/true.out"
@@ -284,5 +279,4 @@ done
 "$uhmm" trace --help | grep -q '^usage: uhmm trace' || fail "no trace --help"
 "$uhmm" help | grep -q '^  trace ' || fail "trace is not in uhmm's usage"
 
-[ $failed -eq 0 ] && echo "uhmm trace: ok"
-exit $failed
+finish "uhmm trace: ok"

@@ -16,10 +16,7 @@ for tool in cmake pkg-config cc make timeout; do
 	command -v $tool >/dev/null 2>&1 ||
 		{ echo "SKIP: $tool is not installed"; exit 77; }
 done
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+. "$(dirname "$0")/cli.sh"
 
 # Nothing from the environment may point a compiler at the source tree.
 unset CPATH C_INCLUDE_PATH LIBRARY_PATH PKG_CONFIG_LIBDIR
@@ -179,5 +176,4 @@ else
 fi
 [ -x "$tmp/stage/opt/uhmm/bin/uhmm" ] || fail "DESTDIR: no bin/uhmm"
 
-[ $failed -eq 0 ] && echo "PASS ($ran example runs)"
-exit $failed
+finish "PASS ($ran example runs)"

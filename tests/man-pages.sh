@@ -12,10 +12,7 @@ src=$(cd "$src" && pwd) || exit 1
 man=$src/man
 [ -d "$man" ] && [ -f "$src/include/uhmm.h" ] ||
 	{ echo "usage: $0 path/to/uhmm/source"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
+. "$(dirname "$0")/cli.sh"
 
 # The names of the UHMM_API functions of the headers given. Comments and
 # preprocessor lines go first (the header's own examples and the
@@ -145,5 +142,4 @@ if [ $can_render -eq 1 ]; then
 	echo "$(ls "$man" | wc -l) pages rendered"
 fi
 
-[ $failed -eq 0 ] && echo PASS
-exit $failed
+finish PASS

@@ -5,12 +5,7 @@
 # Needs only POSIX sh, grep, sed and awk; uses python3 as well when present.
 uhmm=$1
 [ -x "$uhmm" ] || { echo "usage: $0 path/to/uhmm"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*"; failed=1; }
-
-. "$(dirname "$0")/json.sh"
+. "$(dirname "$0")/cli.sh"
 
 # The checker must be able to say no, or the JSON check proves nothing.
 printf '%s\n' '{"a": [1, -2.5e3, true, false, null, "x\"y\u00e9"], "b": {}}' >"$tmp/good"
@@ -128,5 +123,4 @@ for args in help --help "probe --help"; do
 	grep -q '^usage: uhmm' "$tmp/out" || fail "'uhmm $args' printed no usage"
 done
 
-[ $failed -eq 0 ] && echo "uhmm probe: ok"
-exit $failed
+finish "uhmm probe: ok"
