@@ -55,12 +55,19 @@ static const struct uhmm_interval_notifier_ops t_dev_ops = {
 	.invalidate = t_dev_invalidate,
 };
 
+static inline int t_dev_insert_flags(struct t_dev *dev, struct uhmm_mm *mm,
+				     unsigned long start, unsigned long length,
+				     unsigned int flags)
+{
+	pthread_mutex_init(&dev->lock, NULL);
+	return uhmm_interval_notifier_insert_flags(&dev->sub, mm, start,
+						   length, &t_dev_ops, flags);
+}
+
 static inline int t_dev_insert(struct t_dev *dev, struct uhmm_mm *mm,
 			       unsigned long start, unsigned long length)
 {
-	pthread_mutex_init(&dev->lock, NULL);
-	return uhmm_interval_notifier_insert(&dev->sub, mm, start, length,
-					     &t_dev_ops);
+	return t_dev_insert_flags(dev, mm, start, length, 0);
 }
 
 static inline int t_dev_calls(struct t_dev *dev)

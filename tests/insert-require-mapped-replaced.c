@@ -47,10 +47,8 @@ static bool hold_dispatcher(struct t_dev *dev,
 static int insert_rm(struct t_dev *dev, struct uhmm_mm *mm, const void *p,
 		     unsigned long len)
 {
-	pthread_mutex_init(&dev->lock, NULL);
-	return uhmm_interval_notifier_insert_flags(
-		&dev->sub, mm, (unsigned long)p, len, &t_dev_ops,
-		UHMM_INSERT_REQUIRE_MAPPED);
+	return t_dev_insert_flags(dev, mm, (unsigned long)p, len,
+				  UHMM_INSERT_REQUIRE_MAPPED);
 }
 
 /* Returns what the insert over the new mapping said. */

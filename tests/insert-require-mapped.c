@@ -59,10 +59,8 @@
 static int insert_rm(struct t_dev *dev, struct uhmm_mm *mm, const void *p,
 		     unsigned long len)
 {
-	pthread_mutex_init(&dev->lock, NULL);
-	return uhmm_interval_notifier_insert_flags(
-		&dev->sub, mm, (unsigned long)p, len, &t_dev_ops,
-		UHMM_INSERT_REQUIRE_MAPPED);
+	return t_dev_insert_flags(dev, mm, (unsigned long)p, len,
+				  UHMM_INSERT_REQUIRE_MAPPED);
 }
 
 /* n pages, the ones marked '.' in layout unmapped: "x.x" */
@@ -161,11 +159,7 @@ static void several_mappings(struct uhmm_mm *mm)
 		     0) == p + 5 * t_page);
 	memset(&l, 0, sizeof(l));
 	l.dev.hook = t_log_hook;
-	pthread_mutex_init(&l.dev.lock, NULL);
-	CHECK_EQ(uhmm_interval_notifier_insert_flags(
-			 &l.dev.sub, mm, a, 6 * t_page, &t_dev_ops,
-			 UHMM_INSERT_REQUIRE_MAPPED),
-		 0);
+	CHECK_EQ(insert_rm(&l.dev, mm, (void *)a, 6 * t_page), 0);
 	if (t_failed)
 		return;
 	/* Inserted: each piece's unmap reaches it. */
