@@ -743,28 +743,46 @@ int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
  * returned was read before this load, and its window's set_seq is ordered
  * before the done_ticket that answers "not pending"), then the seqs.
  */
+static inline int try_begin_seq(struct uhmm_interval_notifier *sub,
+				struct uhmm_mm *mm, unsigned long *seqp)
+{
+	unsigned long seq = READ_ONCE_ACQ(sub->invalidate_seq);
+
+	if (seq == READ_ONCE_ACQ(mm->invalidate_seq))
+		return -EAGAIN;
+	*seqp = seq;
+	return 0;
+}
+
+/* A fork child's first touch, or reads not all done: ask the log. */
+static __attribute__((noinline)) int
+try_begin_slow(struct uhmm_interval_notifier *sub, struct uhmm_mm *mm,
+	       unsigned long *seqp)
+{
+	if (uhmm_mm_forked(mm))
+		uhmm_notifier_release_child(mm);
+	else if (uhmm_clock_pending_range(&mm->source->clock,
+					  sub->node.start, uhmm_sub_end(sub)))
+		return -EAGAIN;
+	return try_begin_seq(sub, mm, seqp);
+}
+
+/* Lock-free and call-free when every read is done: a cache's hit path. */
 int uhmm_interval_read_try_begin(struct uhmm_interval_notifier *sub,
 				 unsigned long *seqp)
 {
 	struct uhmm_mm *mm;
-	unsigned long seq;
 
 	if (!sub || !seqp)
 		return -EINVAL;
 	mm = sub->mm;
 	if (!mm)
 		return -ENOENT;
-	if (uhmm_mm_forked(mm))
-		uhmm_notifier_release_child(mm);
-	else if (mm->source &&
-		 uhmm_clock_pending_range(&mm->source->clock, sub->node.start,
-					  uhmm_sub_end(sub)))
-		return -EAGAIN;
-	seq = READ_ONCE_ACQ(sub->invalidate_seq);
-	if (seq == READ_ONCE_ACQ(mm->invalidate_seq))
-		return -EAGAIN;
-	*seqp = seq;
-	return 0;
+	if (__builtin_expect(uhmm_mm_forked(mm) ||
+			     (mm->source && uhmm_clock_busy(&mm->source->clock)),
+			     0))
+		return try_begin_slow(sub, mm, seqp);
+	return try_begin_seq(sub, mm, seqp);
 }
 
 /* Model (models/notifier.pml): read_cycle()'s commit step (stale_commit). */

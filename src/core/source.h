@@ -129,6 +129,15 @@ bool uhmm_clock_pending_range_slow(struct uhmm_event_clock *c,
 				   unsigned long read, unsigned long done,
 				   unsigned long start, unsigned long end);
 
+/* Some read is not done: the two loads uhmm_clock_pending_range() starts
+ * with, for a caller that takes the rare case elsewhere. */
+static inline bool uhmm_clock_busy(struct uhmm_event_clock *c)
+{
+	unsigned long read = __atomic_load_n(&c->read_ticket, __ATOMIC_SEQ_CST);
+
+	return __atomic_load_n(&c->done_ticket, __ATOMIC_ACQUIRE) != read;
+}
+
 /*
  * Would uhmm_clock_wait_range() wait? Never blocks, takes no lock: two
  * loads when every read is done, a scan of the log otherwise.
