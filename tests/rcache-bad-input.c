@@ -23,6 +23,7 @@ int main(void)
 	struct uhmm_rcache *rc, *rc2, *keep;
 	struct uhmm_rcache_stats st;
 	struct uhmm_region *r = NULL, *r2;
+	uint64_t h;
 	struct t_fdev d, d2;
 	char *buf = t_map(2);
 	unsigned long top = ULONG_MAX & ~(P - 1);
@@ -87,6 +88,7 @@ int main(void)
 
 	/* put */
 	REQUIRE(uhmm_rcache_get(rc, buf, P, UHMM_ACCESS_READ, &r) == 0);
+	h = r->handle;
 	CHECK_EQ(uhmm_rcache_put(NULL, r), -EINVAL);
 	CHECK_EQ(uhmm_rcache_put(rc, NULL), -EINVAL);
 	/* Held in rc, not in rc2. */
@@ -98,7 +100,7 @@ int main(void)
 	CHECK_STATS(rc, 0, 1, 0, 0, 0, 1, P);
 	/* And the cache is unharmed: a hit, one put, then -EINVAL again. */
 	REQUIRE(uhmm_rcache_get(rc, buf, P, UHMM_ACCESS_READ, &r2) == 0);
-	CHECK(r2 == r);
+	CHECK(r2->handle == h);	/* the same region (maybe another CPU's copy) */
 	CHECK_EQ(uhmm_rcache_put(rc, r2), 0);
 	CHECK_EQ(uhmm_rcache_put(rc, r2), -EINVAL);
 	CHECK_STATS(rc, 1, 1, 0, 0, 0, 1, P);

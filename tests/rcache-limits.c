@@ -170,7 +170,7 @@ static void held_never_evicted(void)
 	      t_fdev_live(&d, rd->handle));
 	/* A held region is still a hit, and stays held twice. */
 	r1 = get(rc, a, P);
-	CHECK(r1 == ra);
+	CHECK(r1->handle == ha);
 	CHECK_STATS(rc, 1, 4, 0, 1, 1, 3, 3 * P);
 	CHECK_EQ(uhmm_rcache_put(rc, r1), 0);
 

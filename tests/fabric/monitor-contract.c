@@ -97,7 +97,6 @@ static void fake_notify(struct fid_mem_monitor *mon, const void *addr,
 		__atomic_fetch_add(&notify_relocks, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	__atomic_fetch_add(&notify_calls, 1, __ATOMIC_RELAXED);
 	if (s < watch_end && watch_start < e)
 		watch_calls++;
 	for (int i = 0; i < CACHE_MAX; i++) {
@@ -110,6 +109,8 @@ static void fake_notify(struct fid_mem_monitor *mon, const void *addr,
 							 cache[i].len);
 		cache[i].len = 0;
 	}
+	/* Counted last: a waiter that sees it sees the unsubscribes too. */
+	__atomic_fetch_add(&notify_calls, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&mm_lock);
 }
 
@@ -240,8 +241,25 @@ static struct uhmm_fabric_stats stats(void)
  * adapter notified n ranges in all. */
 static void wait_notified(unsigned long n)
 {
-	while (__atomic_load_n(&notify_calls, __ATOMIC_RELAXED) < n)
+	while (__atomic_load_n(&notify_calls, __ATOMIC_ACQUIRE) < n)
 		sched_yield();
+}
+
+/* Wait (no bound, as above) until the notify() that uncached addr's
+ * entry has returned: other ranges' notifications may come first. */
+static void wait_uncached(const void *addr)
+{
+	for (;;) {
+		bool cached = false;
+
+		lock_mm();
+		for (int i = 0; i < CACHE_MAX; i++)
+			cached |= cache[i].len && cache[i].addr == addr;
+		pthread_mutex_unlock(&mm_lock);
+		if (!cached)
+			return;
+		sched_yield();
+	}
 }
 
 static char *map(size_t pages)
@@ -367,13 +385,11 @@ static void no_leak(void)
 	struct uhmm_fabric_stats s0 = stats(), s;
 
 	for (int i = 0; i < 10 * MAX_RANGES; i++) {
-		unsigned long n = __atomic_load_n(&notify_calls,
-						  __ATOMIC_RELAXED);
 		char *p = map(1);
 
 		CHECK_EQ(subscribe_settled(p, page), 0);
 		munmap(p, page);
-		wait_notified(n + 1);
+		wait_uncached(p);
 	}
 	s = stats();
 	if (flavour_21)
