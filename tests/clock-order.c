@@ -40,7 +40,9 @@ static void start_waiter(struct waiter *w, pthread_t *th)
 	REQUIRE(pthread_create(th, NULL, wait_read_begin, w) == 0);
 	while (!__atomic_load_n(&w->tid, __ATOMIC_ACQUIRE))
 		sched_yield();
-	t_wait_blocked(w->tid);
+	/* On the clock's condition: then it has taken its ticket. */
+	t_wait_blocked_on(w->tid, &fake.base.clock.done_cond,
+			  sizeof(fake.base.clock.done_cond));
 }
 
 int main(void)

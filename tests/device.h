@@ -81,27 +81,38 @@ static inline int t_dev_calls(struct t_dev *dev)
 }
 
 /*
- * Wait until thread tid sleeps in futex(): the proof that it is blocked
- * inside a uhmm wait rather than merely slow. No deadline: ctest's hang
- * guard ends a test that never gets there.
+ * Wait until thread tid sleeps in futex() on a word inside [obj, obj +
+ * size) - any futex if obj is NULL: the proof that it is blocked inside a
+ * uhmm wait rather than merely slow (a sanitizer's runtime may sleep in
+ * futexes of its own on the way). No deadline: ctest's hang guard ends a
+ * test that never gets there.
  */
-static inline void t_wait_blocked(pid_t tid)
+static inline void t_wait_blocked_on(pid_t tid, const void *obj, size_t size)
 {
-	char path[64], buf[64];
+	char path[64], buf[128];
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
 	for (;;) {
 		FILE *f = fopen(path, "r");
+		unsigned long uaddr = 0;
 		long nr = -1;
 
 		REQUIRE(f);
-		if (fgets(buf, sizeof(buf), f))
-			nr = strtol(buf, NULL, 10);
+		if (fgets(buf, sizeof(buf), f) &&
+		    sscanf(buf, "%ld %lx", &nr, &uaddr) < 1)
+			nr = -1;
 		fclose(f);
-		if (nr == SYS_futex)
+		if (nr == SYS_futex &&
+		    (!obj || (uaddr >= (uintptr_t)obj &&
+			      uaddr < (uintptr_t)obj + size)))
 			return;
 		usleep(1000);
 	}
+}
+
+static inline void t_wait_blocked(pid_t tid)
+{
+	t_wait_blocked_on(tid, NULL, 0);
 }
 
 static inline pid_t t_gettid(void)
