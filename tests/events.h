@@ -271,4 +271,19 @@ static inline long t_anon_huge_kb(const void *addr)
 	return kb;
 }
 
+/* Skip the test unless UHMM_INSERT_REQUIRE_MAPPED works here. */
+static inline void t_need_require_mapped(struct uhmm_mm *mm)
+{
+	struct t_dev probe = { 0 };
+	char *p = t_map(1);
+	int ret = t_dev_insert_flags(&probe, mm, (unsigned long)p, t_page,
+				     UHMM_INSERT_REQUIRE_MAPPED);
+
+	if (ret == -EOPNOTSUPP)
+		SKIP("REQUIRE_MAPPED needs PAGEMAP_SCAN (Linux 6.7)");
+	REQUIRE(ret == 0);
+	REQUIRE(uhmm_interval_notifier_remove(&probe.sub) == 0);
+	REQUIRE(munmap(p, t_page) == 0);
+}
+
 #endif

@@ -128,18 +128,11 @@ static int replaced(struct uhmm_mm *mm, bool hold)
 int main(void)
 {
 	struct uhmm_mm *mm = t_open();
-	struct t_dev probe = { 0 };
-	char *p = t_map(1);
 	int ret;
 
+	t_need_require_mapped(mm);
 	sem_init(&blocked, 0, 0);
 	sem_init(&let_go, 0, 0);
-	ret = insert_rm(&probe, mm, p, t_page);
-	if (ret == -EOPNOTSUPP)
-		SKIP("REQUIRE_MAPPED needs PAGEMAP_SCAN (Linux 6.7)");
-	REQUIRE(ret == 0);
-	REQUIRE(uhmm_interval_notifier_remove(&probe.sub) == 0);
-	REQUIRE(munmap(p, t_page) == 0);
 
 	CHECK_EQ(replaced(mm, false), 0);
 	ret = replaced(mm, true);
