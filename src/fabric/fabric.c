@@ -416,52 +416,28 @@ static void fabric_unsubscribe(struct fid_mem_monitor *mon, const void *addr,
 	under_mm_lock = false;
 }
 
-/* No change reached r's subscription since it was subscribed. */
-static bool unchanged(struct range *r)
-{
-	unsigned long seq;
-
-	return !uhmm_interval_read_try_begin(&r->sub, &seq) && seq == r->seq;
-}
-
-/* More than one LIVE range of a key (caches of several domains): each. */
-static __attribute__((noinline)) bool
-all_unchanged(struct fabric_monitor *fm, uintptr_t addr, size_t len)
-{
-	for (struct range *r = *bucket(fm, addr, len); r; r = r->hnext)
-		if (r->addr == addr && r->len == len && state_of(r) == LIVE &&
-		    !unchanged(r))
-			return false;
-	return true;
-}
-
 static bool fabric_valid(struct fid_mem_monitor *mon, const void *addr,
 			 size_t len)
 {
 	struct fabric_monitor *fm = monitor_of(mon);
-	struct range *r, *live = NULL;
-	unsigned int nlive = 0;
+	bool live = false;
+	struct range *r;
 
-	/*
-	 * Every range of this key must be LIVE and unchanged, but those told
-	 * already (libfabric uncached their entries then). Usually there is
-	 * one: the walk calls nothing, one check follows it.
-	 */
 	for (r = *bucket(fm, (uintptr_t)addr, len); r; r = r->hnext) {
-		unsigned int state;
+		unsigned int state = state_of(r);
+		unsigned long seq;
 
-		if (r->addr != (uintptr_t)addr || r->len != len)
+		/* Told already: libfabric uncached its entries then. */
+		if (r->addr != (uintptr_t)addr || r->len != len ||
+		    state == NOTIFIED)
 			continue;
-		state = state_of(r);
-		if (state == LIVE) {
-			live = r;
-			nlive++;
-		} else if (state != NOTIFIED) {
+		if (state != LIVE ||
+		    uhmm_interval_read_try_begin(&r->sub, &seq) ||
+		    seq != r->seq)
 			goto stale;
-		}
+		live = true;
 	}
-	if (nlive == 1 ? unchanged(live) :
-	    nlive && all_unchanged(fm, (uintptr_t)addr, len))
+	if (live)
 		return true;
 stale:
 	count(fm, valid_false);
