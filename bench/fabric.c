@@ -5,8 +5,8 @@
  * memhooks (FI_MR_CACHE_MONITOR) - on a verbs domain of the real
  * libfabric over the fake InfiniBand device of tests/fabric/fake-verbs.c.
  * The fake device must be preloaded: when it is not, the bench runs
- * itself again with LD_PRELOAD set to the one this build made
- * (UHMM_FAKE_VERBS).
+ * itself again with LD_PRELOAD set to the one installed beside it, or
+ * else the one this build made (UHMM_FAKE_VERBS).
  *
  * libfabric has one monitor per process, so each run of each monitor is
  * a child process of its own; a round runs every monitor once, and the
@@ -37,6 +37,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@
 #define UNMAP_OPS	unmap_ops
 #define HIT_TARGET	1.15	/* uhmm's hit / memhooks' hit */
 #define REEXEC_ENV	"UHMM_BENCH_FABRIC_REEXEC"
+#define FAKE_VERBS_NAME	"fake-verbs.so"
 
 enum monitor { UHMM, USERFAULTFD, MEMHOOKS, NMONITORS };
 
@@ -103,6 +105,28 @@ static void fi_check(int ret, const char *what)
 }
 
 /*
+ * The fake device: the one installed beside this program (make install
+ * puts both in libexec/uhmm), else the one this build made.
+ */
+static char *fake_verbs_path(void)
+{
+	char self[PATH_MAX], *slash, *path;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash && asprintf(&path, "%.*s/%s", (int)(slash - self),
+				      self, FAKE_VERBS_NAME) >= 0) {
+			if (!access(path, R_OK))
+				return path;
+			free(path);
+		}
+	}
+	return strdup(UHMM_FAKE_VERBS);
+}
+
+/*
  * The fake device, or run again with it preloaded. The marker variable
  * stops a loop when the preload did not take (a missing file: ld.so
  * only warns).
@@ -110,18 +134,21 @@ static void fi_check(int ret, const char *what)
 static void need_fake_verbs(char **argv)
 {
 	const char *old = getenv("LD_PRELOAD");
-	char *preload;
+	char *preload, *fake;
 
 	mr_lookup = (fake_verbs_mr_lookup_fn *)dlsym(RTLD_DEFAULT,
 						     "fake_verbs_mr_lookup");
 	if (mr_lookup)
 		return;
+	fake = fake_verbs_path();
+	if (!fake)
+		die("strdup", ENOMEM);
 	if (getenv(REEXEC_ENV)) {
 		fprintf(stderr, "bench-fabric: %s did not load (LD_PRELOAD)\n",
-			UHMM_FAKE_VERBS);
+			fake);
 		exit(1);
 	}
-	if (asprintf(&preload, "%s%s%s", UHMM_FAKE_VERBS, old ? ":" : "",
+	if (asprintf(&preload, "%s%s%s", fake, old ? ":" : "",
 		     old ? old : "") < 0)
 		die("asprintf", ENOMEM);
 	setenv("LD_PRELOAD", preload, 1);

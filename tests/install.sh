@@ -97,6 +97,15 @@ timeout 120 "$prefix/bin/uhmm" trace -o "$tmp/trace.out" \
 	{ cat "$tmp/trace.err"; fail "installed uhmm trace -- /bin/true failed"; }
 grep -q "$prefix/.*libuhmm_trace.so" "$tmp/trace.out" ||
 	{ cat "$tmp/trace.out"; fail "installed uhmm trace did not use the installed library"; }
+# bench-fabric preloads the fake verbs device installed beside it.
+fab=$prefix/libexec/uhmm/bench-fabric
+if [ -x "$fab" ]; then
+	UHMM_BENCH_SCALE=0.01 LD_DEBUG=libs timeout 300 "$fab" \
+		>"$tmp/fabric.out" 2>&1 ||
+		{ tail -20 "$tmp/fabric.out"; fail "installed bench-fabric failed"; }
+	grep -q "init: $prefix/libexec/uhmm/fake-verbs.so" "$tmp/fabric.out" ||
+		fail "installed bench-fabric did not preload the installed fake-verbs.so"
+fi
 
 # --- the examples, from the installed files only --------------------------
 cp "$src"/examples/*.c "$src"/examples/Makefile "$tmp/" ||
