@@ -53,6 +53,7 @@
 
 #include "uhmm_fabric.h"
 #include "bench.h"
+#include "../tools/beside-self.h"
 #include "../tests/fabric/fake-verbs.h"
 
 #define BUF_LEN		(64UL << 10)
@@ -108,22 +109,12 @@ static void fi_check(int ret, const char *what)
  * The fake device: the one installed beside this program (make install
  * puts both in libexec/uhmm), else the one this build made.
  */
-static char *fake_verbs_path(void)
+static const char *fake_verbs_path(void)
 {
-	char self[PATH_MAX], *slash, *path;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	static char path[PATH_MAX];
 
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash && asprintf(&path, "%.*s/%s", (int)(slash - self),
-				      self, FAKE_VERBS_NAME) >= 0) {
-			if (!access(path, R_OK))
-				return path;
-			free(path);
-		}
-	}
-	return strdup(UHMM_FAKE_VERBS);
+	return beside_self(FAKE_VERBS_NAME, R_OK, path) ? path
+							: UHMM_FAKE_VERBS;
 }
 
 /*
@@ -134,15 +125,14 @@ static char *fake_verbs_path(void)
 static void need_fake_verbs(char **argv)
 {
 	const char *old = getenv("LD_PRELOAD");
-	char *preload, *fake;
+	const char *fake;
+	char *preload;
 
 	mr_lookup = (fake_verbs_mr_lookup_fn *)dlsym(RTLD_DEFAULT,
 						     "fake_verbs_mr_lookup");
 	if (mr_lookup)
 		return;
 	fake = fake_verbs_path();
-	if (!fake)
-		die("strdup", ENOMEM);
 	if (getenv(REEXEC_ENV)) {
 		fprintf(stderr, "bench-fabric: %s did not load (LD_PRELOAD)\n",
 			fake);

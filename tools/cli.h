@@ -29,14 +29,9 @@ int json_only_options(const char *cmd, const char *usage, int argc,
 /* "EPERM"; other libcs than glibc get "errno 1". */
 const char *errname(int err);
 
-/*
- * The file rel names relative to the directory of this uhmm binary, in
- * out (PATH_MAX bytes), if it exists there with access mode (access(2)).
- * The command finds what it runs this way: beside itself in the build
- * tree, and by the installed layout's relative path (UHMM_*_REL) under
- * any prefix, DESTDIR-staged or moved.
- */
-bool beside_self(const char *rel, int mode, char *out);
+/* beside_self(): the command finds what it runs beside itself in the
+ * build tree, and by the installed layout's relative path (UHMM_*_REL). */
+#include "beside-self.h"
 
 /*
  * JSON to stdout (or to out, if set): one document, two-space indent,

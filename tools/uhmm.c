@@ -75,21 +75,6 @@ int json_only_options(const char *cmd, const char *usage, int argc,
 	return -1;
 }
 
-bool beside_self(const char *rel, int mode, char *out)
-{
-	ssize_t n = readlink("/proc/self/exe", out, PATH_MAX - 1);
-	char *slash;
-
-	if (n <= 0)
-		return false;
-	out[n] = '\0';
-	slash = strrchr(out, '/');
-	if (!slash || (size_t)(slash + 1 - out) + strlen(rel) >= PATH_MAX)
-		return false;
-	strcpy(slash + 1, rel);
-	return !access(out, mode);
-}
-
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
