@@ -230,20 +230,20 @@ static const struct uhmm_interval_notifier_ops counter_ops = {count_event};
  * One run.
  */
 
-/* The bytes of the second read: distinct per scenario, never zero. */
-static unsigned char second_byte(unsigned int scen, size_t i)
+/* The first n bytes of the second read: distinct per scenario, never
+ * zero. */
+static void second_bytes(unsigned int scen, unsigned char *out, size_t n)
 {
-	return (unsigned char)(0xa0 + 0x10 * scen + i % 16);
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)(0xa0 + 0x10 * scen + i % 16);
 }
 
 static int fill_file(int fd, unsigned int scen)
 {
 	static unsigned char data[2 * XFER];
-	size_t i;
 
 	memset(data, 0x11, XFER);
-	for (i = 0; i < XFER; i++)
-		data[XFER + i] = second_byte(scen, i);
+	second_bytes(scen, data + XFER, XFER);
 	if (pwrite(fd, data, sizeof(data), OFF_FIRST) != sizeof(data))
 		return errno ? -errno : -EIO;
 	return 0;
@@ -300,8 +300,7 @@ static void run_one(unsigned int scen, bool monitor, int fd,
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
-	for (i = 0; i < XFER; i++)
-		expect[i] = second_byte(scen, i);
+	second_bytes(scen, expect, XFER);
 
 	ret = fill_file(fd, scen);
 	if (ret)
@@ -414,8 +413,7 @@ static bool run_ok(unsigned int scen, const struct run *r, bool monitor)
 		return SANITIZED && scenarios[scen].alloc == malloc_alloc;
 	if (monitor)
 		return !r->stale && r->events >= 1 && r->st.invalidations >= 1;
-	for (size_t i = 0; i < SHOW; i++)
-		expect[i] = second_byte(scen, i);
+	second_bytes(scen, expect, SHOW);
 	return r->stale && r->have_old && !memcmp(r->old, expect, SHOW);
 }
 
@@ -495,13 +493,11 @@ static void print_human(const struct run (*runs)[2], bool ok)
 	unsigned int s, m, stale = 0, shown = 0;
 	char bytes[3 * SHOW];
 	unsigned char dev[SHOW];
-	size_t i;
 
 	fputs(intro, stdout);
 	for (s = 0; s < NSCEN; s++) {
 		printf("\n%u. %s\n", s + 1, scenarios[s].title);
-		for (i = 0; i < SHOW; i++)
-			dev[i] = second_byte(s, i);
+		second_bytes(s, dev, SHOW);
 		hex(bytes, dev);
 		printf("   %-13s %s\n", "device wrote", bytes);
 		print_run("without uhmm", s, &runs[s][0], false);
@@ -590,7 +586,6 @@ static void print_json(const struct run (*runs)[2], bool ok)
 	unsigned char dev[SHOW];
 	struct json j = {0};
 	unsigned int s;
-	size_t i;
 
 	j_open(&j, NULL);
 	j_bool(&j, "ok", ok);
@@ -603,8 +598,7 @@ static void print_json(const struct run (*runs)[2], bool ok)
 		j_bool(&j, "ok",
 		       run_ok(s, &runs[s][0], false) &&
 			       run_ok(s, &runs[s][1], true));
-		for (i = 0; i < SHOW; i++)
-			dev[i] = second_byte(s, i);
+		second_bytes(s, dev, SHOW);
 		j_bytes(&j, "device_wrote", dev);
 		j_run(&j, "without_uhmm", s, &runs[s][0], false);
 		j_run(&j, "with_uhmm", s, &runs[s][1], true);
