@@ -738,11 +738,7 @@ int uhmm_interval_read_begin_timeout(struct uhmm_interval_notifier *sub,
 		seq);
 }
 
-/*
- * read_begin()'s two waits, as questions: the clock first (a munmap() that
- * returned was read before this load, and its window's set_seq is ordered
- * before the done_ticket that answers "not pending"), then the seqs.
- */
+/* read_try_begin()'s second question: is a window open over sub? */
 static inline int try_begin_seq(struct uhmm_interval_notifier *sub,
 				struct uhmm_mm *mm, unsigned long *seqp)
 {
@@ -767,7 +763,12 @@ try_begin_slow(struct uhmm_interval_notifier *sub, struct uhmm_mm *mm,
 	return try_begin_seq(sub, mm, seqp);
 }
 
-/* Lock-free and call-free when every read is done: a cache's hit path. */
+/*
+ * read_begin()'s two waits, as questions: the clock first (a munmap() that
+ * returned was read before this load, and its window's set_seq is ordered
+ * before the done_ticket that answers "not pending"), then the seqs.
+ * Lock-free, and call-free when every read is done: a cache's hit path.
+ */
 int uhmm_interval_read_try_begin(struct uhmm_interval_notifier *sub,
 				 unsigned long *seqp)
 {
